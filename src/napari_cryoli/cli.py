@@ -1,0 +1,154 @@
+"""The ``napari-cryoli`` command line: thin over the packages.
+
+Every subcommand parses its arguments, calls the package API (driving jobs with a text progress
+bar) and writes files. Errors a user can cause end in one line on stderr and exit status 2;
+Ctrl-C stops a job cleanly (no half-written outputs) with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import CryoliError
+from .jobs import Job, TextProgressBar, run_job
+
+
+def drive(job: Job, label: str, quiet: bool = False):
+    """Run a job with a progress bar on stderr and return its result."""
+    bar = None if quiet else TextProgressBar(label)
+    try:
+        return run_job(job, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# --- subcommands -------------------------------------------------------------------------------
+# Each takes the parsed arguments and a stop event (set on Ctrl-C) and returns an exit status.
+
+
+def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
+    raise CryoliError("train is not available yet")
+
+
+def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
+    raise CryoliError("predict is not available yet")
+
+
+def _cmd_measure(args: argparse.Namespace, stop: threading.Event) -> int:
+    raise CryoliError("measure is not available yet")
+
+
+def _cmd_simulate(args: argparse.Namespace, stop: threading.Event) -> int:
+    raise CryoliError("simulate is not available yet")
+
+
+def _cmd_reconstruct(args: argparse.Namespace, stop: threading.Event) -> int:
+    raise CryoliError("reconstruct is not available yet")
+
+
+def _cmd_demo(args: argparse.Namespace, stop: threading.Event) -> int:
+    raise CryoliError("demo is not available yet")
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-cryoli",
+        description="Segment and measure Li, LiH, Cu and SEI in cryo-electron tomograms.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, fn: Callable, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=fn)
+        return p
+
+    p = command("train", _cmd_train, "Train a 3D U-Net on a tomogram and sparse labels.")
+    p.add_argument("tomogram", type=Path, help="tomogram (.mrc/.rec)")
+    p.add_argument("labels", type=Path, help="sparse labels (.mrc, 0 = not annotated)")
+    p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
+    p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
+    p.add_argument("--init", type=Path, help="start from this model (fine-tuning)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = command("predict", _cmd_predict, "Segment a whole tomogram with a trained model.")
+    p.add_argument("tomogram", type=Path)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="segmentation to write (.mrc)")
+    p.add_argument("--probabilities", type=Path, help="per-class probabilities (.mrc, float16)")
+    p.add_argument("--uncertainty", type=Path, help="uncertainty map (.mrc)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+
+    p = command("measure", _cmd_measure, "Measure SEI thickness, LiH fraction, Cu, dendrites.")
+    p.add_argument("segmentation", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="report to write (.json)")
+    p.add_argument("--csv", type=Path, help="per-dendrite table to write (.csv)")
+    p.add_argument("--extended-threshold-nm", type=float, default=20.0)
+    p.add_argument(
+        "--voxel-size-nm", type=float, nargs="+", help="override the file's voxel size (1 or 3 values)"
+    )
+
+    p = command("simulate", _cmd_simulate, "Write a synthetic dendrite tomogram with true labels.")
+    p.add_argument("outdir", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--aging", choices=("fresh", "24h", "7d"), default="24h")
+
+    p = command("reconstruct", _cmd_reconstruct, "Weighted back-projection of a tilt series.")
+    p.add_argument("tiltseries", type=Path)
+    p.add_argument("--angles", type=Path, required=True, help="angle file (.tlt/.rawtlt)")
+    p.add_argument("--out", type=Path, required=True)
+
+    command("demo", _cmd_demo, "Open napari with the sample tomogram and the widgets docked.")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"napari-cryoli {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stop = threading.Event()
+    previous = _stop_on_first_interrupt(stop)
+    try:
+        return int(args.func(args, stop) or 0)
+    except KeyboardInterrupt:
+        print("\nnapari-cryoli: interrupted", file=sys.stderr)
+        return 130
+    except CryoliError as e:
+        print(f"napari-cryoli {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _stop_on_first_interrupt(stop: threading.Event):
+    """First Ctrl-C asks the running job to stop cleanly; a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nnapari-cryoli: stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Measurements on a segmentation: SEI thickness, LiH fraction, Cu particles, dendrites."""

@@ -1,0 +1,1 @@
+"""Projection, weighted back-projection and the synthetic dendrite phantom."""
