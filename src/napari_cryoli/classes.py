@@ -128,7 +128,25 @@ DEFAULT_ONTOLOGY = Ontology(DEFAULT_CLASSES)
 PHASE_NAMES: dict[int, str] = {LI: "Li", LIH: "LiH", CU: "Cu", SEI: "SEI"}
 
 
-def count_voxels(labels: np.ndarray, max_id: int = 255) -> dict[int, int]:
-    """Number of voxels per non-zero id present in ``labels`` (uint8), in one pass."""
-    counts = np.bincount(np.asarray(labels, dtype=np.uint8).ravel(), minlength=max_id + 1)
-    return {i: int(n) for i, n in enumerate(counts) if i != UNLABELED and n}
+def count_voxels(labels: np.ndarray) -> dict[int, int]:
+    """Number of voxels per non-zero id in a uint8 label volume (streamed over slabs)."""
+    totals = np.zeros(256, dtype=np.int64)
+    for counts in slab_counts(labels):
+        totals += counts
+    return {i: int(n) for i, n in enumerate(totals) if i != UNLABELED and n}
+
+
+def slab_counts(labels: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Per-index-along-axis-0 voxel counts of each id, shape (stop - start, 256).
+
+    Counting slice by slice keeps temporary memory small for volumes of any size and lets the
+    annotation widget recount only the slices a brush stroke touched.
+    """
+    if labels.ndim < 2:
+        labels = np.reshape(labels, (1, -1))
+    stop = labels.shape[0] if stop is None else stop
+    out = np.zeros((max(stop - start, 0), 256), dtype=np.int64)
+    for i, z in enumerate(range(start, stop)):
+        plane = np.asarray(labels[z]).astype(np.uint8, copy=False).ravel()
+        out[i] = np.bincount(plane, minlength=256)
+    return out

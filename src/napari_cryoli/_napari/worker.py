@@ -1,0 +1,92 @@
+"""Running jobs off the GUI thread: one heavy job per viewer, stoppable, errors as notifications."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import show_error, show_info
+
+from ..errors import CryoliError
+from ..jobs import Progress
+
+log = logging.getLogger(__name__)
+
+# The heavy job running per viewer: training, prediction, reconstruction, measurement all compete for
+# the same cores and memory, so a second one is refused with a message instead of queued silently.
+_ACTIVE: weakref.WeakKeyDictionary[Any, JobHandle] = weakref.WeakKeyDictionary()
+
+
+def report_error(error: BaseException, what: str) -> None:
+    """Show an error as a napari notification: the message alone for errors a user can fix."""
+    if isinstance(error, CryoliError):
+        show_error(f"{what}: {error}")
+    elif isinstance(error, MemoryError):
+        show_error(f"{what}: not enough memory; try a smaller tile or close other layers")
+    else:
+        log.exception("%s failed", what, exc_info=error)
+        show_error(f"{what} failed: {type(error).__name__}: {error}")
+
+
+class JobHandle:
+    """A running job: its worker and the event that asks it to stop."""
+
+    def __init__(self, name: str, worker: GeneratorWorker, stop: threading.Event) -> None:
+        self.name = name
+        self.worker = worker
+        self.stop_event = stop
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def active_job(viewer: Any) -> JobHandle | None:
+    return _ACTIVE.get(viewer)
+
+
+def start_job(
+    viewer: Any,
+    name: str,
+    job_factory: Callable[[threading.Event], Any],
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_result: Callable[[Any], None] | None = None,
+    on_finish: Callable[[], None] | None = None,
+) -> JobHandle | None:
+    """Start ``job_factory(stop)`` (a job generator) in a worker thread.
+
+    Callbacks run on the GUI thread. Returns None (after telling the user) when another job is
+    running in this viewer.
+    """
+    running = _ACTIVE.get(viewer)
+    if running is not None:
+        show_info(f"{running.name} is running: stop it or wait before starting {name.lower()}")
+        return None
+    stop = threading.Event()
+
+    def run(stop: threading.Event):
+        return (yield from job_factory(stop))
+
+    run.__qualname__ = name
+    worker = create_worker(run, stop, _start_thread=False)
+    handle = JobHandle(name, worker, stop)
+    _ACTIVE[viewer] = handle
+
+    def finished() -> None:
+        if _ACTIVE.get(viewer) is handle:
+            del _ACTIVE[viewer]
+        if on_finish is not None:
+            on_finish()
+
+    if on_progress is not None:
+        worker.yielded.connect(on_progress)
+    if on_result is not None:
+        worker.returned.connect(on_result)
+    worker.errored.connect(lambda e: report_error(e, name))
+    worker.finished.connect(finished)
+    worker.start()
+    return handle
