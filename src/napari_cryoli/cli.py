@@ -53,7 +53,13 @@ def _cmd_reconstruct(args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, stop: threading.Event) -> int:
-    raise CryoliError("demo is not available yet")
+    import napari
+
+    from ._napari.demo import open_demo
+
+    open_demo()
+    napari.run()
+    return 0
 
 
 # --- parser ------------------------------------------------------------------------------------

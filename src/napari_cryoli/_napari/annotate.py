@@ -72,6 +72,7 @@ class AnnotateWidget(QWidget):
         self.viewer = napari_viewer
         self._labels: Labels | None = None
         self._row_counts: np.ndarray = np.zeros((0, 256), dtype=np.int64)
+        self._dirty_rows = (2**62, 0)
         self._saving = False
         self._save_again = False
         self.autosave_folder: str | None = None
@@ -227,7 +228,7 @@ class AnnotateWidget(QWidget):
         return None
 
     def _on_layer_inserted(self, event) -> None:
-        if isinstance(event.value, Image) and event.value is self.image:
+        if isinstance(event.value, Image) and L.same_layer(event.value, self.image):
             self._check_autosave()
 
     def _on_image_changed(self, *_) -> None:
@@ -240,7 +241,7 @@ class AnnotateWidget(QWidget):
 
     def _on_labels_changed(self, *_) -> None:
         layer = self.labels_picker.layer()
-        if layer is self._labels:
+        if layer is self._labels or L.same_layer(layer, self._labels):
             return
         if self._labels is not None:
             self._labels.events.paint.disconnect(self._on_paint)
@@ -316,15 +317,24 @@ class AnnotateWidget(QWidget):
     # --- counts -----------------------------------------------------------------------------
 
     def _on_paint(self, event) -> None:
+        # napari emits `paint` before it writes the stroke into the data: count on the next loop turn
         data = self._labels.data
         n = data.shape[0] if data.ndim > 2 else 1
-        if self._row_counts.shape[0] != n:
-            self._recount()
-        else:
-            lo, hi = touched_rows(event.value, n) if data.ndim > 2 else (0, 1)
-            self._row_counts[lo:hi] = slab_counts(data, lo, hi)
-            self._update_counts()
+        lo, hi = touched_rows(event.value, n) if data.ndim > 2 else (0, 1)
+        self._dirty_rows = (min(lo, self._dirty_rows[0]), max(hi, self._dirty_rows[1]))
+        QTimer.singleShot(0, self._count_dirty_rows)
         self.schedule_autosave()
+
+    def _count_dirty_rows(self) -> None:
+        (lo, hi), self._dirty_rows = self._dirty_rows, (2**62, 0)
+        if self._labels is None or hi <= lo:
+            return
+        data = self._labels.data
+        if self._row_counts.shape[0] != (data.shape[0] if data.ndim > 2 else 1):
+            self._recount()
+            return
+        self._row_counts[lo:hi] = slab_counts(data, lo, hi)
+        self._update_counts()
 
     def _recount(self, *_) -> None:
         self._row_counts = (

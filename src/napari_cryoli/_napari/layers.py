@@ -82,6 +82,11 @@ def layer_ontology(layer: Layer) -> Ontology:
     return Ontology.from_dict(classes) if classes else DEFAULT_ONTOLOGY
 
 
+def same_layer(a: Layer | None, b: Layer | None) -> bool:
+    """True when both are the same layer (plugin widgets see layers through proxies, so not ``is``)."""
+    return a is not None and b is not None and a.unique_id == b.unique_id
+
+
 def voxel_size_nm(layer: Layer) -> tuple[float, ...]:
     """The layer's voxel size in nm (its scale, which the reader sets from the file)."""
     return tuple(float(s) for s in layer.scale)

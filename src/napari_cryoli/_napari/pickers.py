@@ -6,13 +6,18 @@ from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import QComboBox, QWidget
 
+from .layers import same_layer
+
 if TYPE_CHECKING:
     import napari
     from napari.layers import Layer
 
 
 class LayerPicker(QComboBox):
-    """Pick a layer of ``layer_type``; the list updates as layers are added, renamed or removed."""
+    """Pick a layer of ``layer_type``; the list updates as layers are added, renamed or removed.
+
+    ``currentIndexChanged`` fires whenever the picked layer changes, including when it is removed.
+    """
 
     def __init__(
         self,
@@ -26,8 +31,10 @@ class LayerPicker(QComboBox):
         self._viewer = viewer
         self._type = layer_type
         self._none_text = none_text
+        self._announced: Layer | None = None
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(12)
+        self.currentIndexChanged.connect(self._remember)
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.moved):
             event.connect(self.refresh)
@@ -39,6 +46,9 @@ class LayerPicker(QComboBox):
         for event in (events.inserted, events.removed, events.moved):
             event.disconnect(self.refresh)
 
+    def _remember(self, *_) -> None:
+        self._announced = self.layer()
+
     def layers(self) -> list[Layer]:
         return [layer for layer in self._viewer.layers if isinstance(layer, self._type)]
 
@@ -49,7 +59,7 @@ class LayerPicker(QComboBox):
 
     def set_layer(self, layer: Layer | None) -> None:
         for i in range(self.count()):
-            if self.itemData(i) is layer:
+            if same_layer(self.itemData(i), layer):
                 self.setCurrentIndex(i)
                 return
 
@@ -68,5 +78,8 @@ class LayerPicker(QComboBox):
         if current is not None:
             self.set_layer(current)
         self.blockSignals(False)
-        if self.layer() is not current or current is None:
+        selected, before = self.layer(), self._announced
+        if (selected is None) != (before is None) or not (
+            selected is None or same_layer(selected, before)
+        ):
             self.currentIndexChanged.emit(self.currentIndex())
