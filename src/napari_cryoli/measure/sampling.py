@@ -1,0 +1,150 @@
+"""Sub-voxel reading of a binary mask: Gaussian interpolation and its gradient at any point.
+
+A segmentation only says on which side of an interface each voxel centre lies. Smoothing the mask
+with a Gaussian of about one voxel turns it into a field whose 0.5 level is the interface, placed
+half-way between the last voxel inside and the first outside along the grid axes and unbiased on
+average at any orientation (the lattice average of the smoothed mask is the smoothed true shape).
+The field is evaluated only where needed, from a small stencil around each point, so a measurement
+never filters a whole tomogram.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Gaussian width in voxels: wide enough to hide the staircase, narrow enough to stay local.
+SIGMA_VOXELS = 0.7
+
+#: Width (in units of the smallest voxel size) of the isotropic Gaussian behind surface normals.
+NORMAL_SIGMA = 2.5
+
+
+def smoothed(
+    mask: np.ndarray,
+    points: np.ndarray,
+    *,
+    support: int = 5,
+    sigma: float = SIGMA_VOXELS,
+    gradient: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The Gaussian-smoothed ``mask`` at ``points`` (n, 3) in voxel coordinates.
+
+    ``support`` lattice points per axis around each point enter the (normalised) weights; indices
+    beyond the array repeat the border voxel, so a shape cut by the volume border continues
+    straight through it and its border face is not an interface. With ``gradient`` the gradient
+    in voxel units (d/d index per axis) comes too.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    n = pts.shape[0]
+    shape = np.asarray(mask.shape)
+    flat = mask.reshape(-1)
+    if support % 2:
+        base = np.rint(pts).astype(np.int64) - support // 2
+    else:
+        base = np.floor(pts).astype(np.int64) - (support // 2 - 1)
+    taps = np.arange(support)
+    offs = base[:, :, None] + taps  # (n, 3, support) lattice indices
+    d = offs - pts[:, :, None]
+    w = np.exp(-0.5 * (d / sigma) ** 2)
+    idx = np.clip(offs, 0, (shape - 1)[None, :, None])
+    strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
+    lin = (
+        (idx[:, 0, :] * strides[0])[:, :, None, None]
+        + (idx[:, 1, :] * strides[1])[:, None, :, None]
+        + (idx[:, 2, :] * strides[2])[:, None, None, :]
+    )
+    vals = flat[lin].astype(np.float32)  # (n, s, s, s)
+    wz, wy, wx = (w[:, a, :].astype(np.float32) for a in range(3))
+    sz, sy, sx = (wa.sum(axis=1) for wa in (wz, wy, wx))
+    vx = np.einsum("nijk,nk->nij", vals, wx)
+    vxy = np.einsum("nij,nj->ni", vx, wy)
+    num = np.einsum("ni,ni->n", vxy, wz)
+    den = sz * sy * sx
+    value = num / den
+    if not gradient:
+        return value, None
+    grads = np.empty((n, 3), dtype=np.float64)
+    # d w / d x = (d / sigma^2) w for each axis; the quotient rule keeps the normalisation exact.
+    dw = [(d[:, a, :] / sigma**2).astype(np.float32) * w[:, a, :].astype(np.float32) for a in range(3)]
+    dsum = [dwa.sum(axis=1) for dwa in dw]
+    vdx = np.einsum("nij,nj->ni", np.einsum("nijk,nk->nij", vals, dw[2]), wy)
+    vdy = np.einsum("nij,nj->ni", vx, dw[1])
+    grads[:, 0] = (np.einsum("ni,ni->n", vxy, dw[0]) - value * dsum[0] * sy * sx) / den
+    grads[:, 1] = (np.einsum("ni,ni->n", vdy, wz) - value * sz * dsum[1] * sx) / den
+    grads[:, 2] = (np.einsum("ni,ni->n", vdx, wz) - value * sz * sy * dsum[2]) / den
+    return value, grads
+
+
+def outward_normals(
+    solid: np.ndarray, points: np.ndarray, voxel_size_nm: np.ndarray
+) -> np.ndarray:
+    """Unit outward normals (z, y, x, in physical space) of ``solid`` at ``points`` (voxel coords).
+
+    The negative gradient of the solid smoothed by an isotropic Gaussian of ``NORMAL_SIGMA``
+    smallest voxels: wide enough that the voxel staircase tilts normals by about a degree (a
+    thick shell measured along a tilted normal reads long by ``t (1 / cos(tilt) - 1)``), and
+    isotropic in nm so curved surfaces seen through anisotropic voxels keep radial normals. The
+    smoothing runs on a grid binned to roughly cubic cells of twice the smallest voxel size (the
+    bin average is the anti-aliasing), and the gradient is interpolated at the points. Points
+    where the gradient vanishes get a zero vector.
+    """
+    from scipy import ndimage as ndi
+
+    h = np.asarray(voxel_size_nm, dtype=float)
+    cell = 2.0 * h.min()
+    b = np.maximum(1, np.rint(cell / h)).astype(int)
+    pad = [(0, (-n) % bi) for n, bi in zip(solid.shape, b)]
+    a = np.pad(solid, pad, mode="edge") if any(p[1] for p in pad) else solid
+    coarse = np.zeros(tuple(n // bi for n, bi in zip(a.shape, b)), dtype=np.float32)
+    for i in range(b[0]):
+        for j in range(b[1]):
+            for k in range(b[2]):
+                coarse += a[i :: b[0], j :: b[1], k :: b[2]]
+    sigma = NORMAL_SIGMA * h.min() / (b * h)
+    field = ndi.gaussian_filter(coarse, sigma, mode="nearest", truncate=3.0)
+    where = ((np.asarray(points, dtype=float) + 0.5) / b - 0.5).T
+    grad = np.empty((where.shape[1], 3))
+    for axis, g in enumerate(np.gradient(field)):
+        grad[:, axis] = ndi.map_coordinates(g, where, order=1, mode="nearest")
+    grad /= b * h
+    norm = np.linalg.norm(grad, axis=1, keepdims=True)
+    return np.where(norm > 0, -grad / np.where(norm > 0, norm, 1.0), 0.0)
+
+
+def first_exit(
+    mask: np.ndarray,
+    points: np.ndarray,
+    directions: np.ndarray,
+    voxel_size_nm: np.ndarray,
+    max_nm: float,
+    *,
+    stop_at_border: bool = False,
+) -> np.ndarray:
+    """Distance (nm) along each direction from ``points`` (voxel coords) to the first sample
+    that falls in a voxel outside ``mask``, sampling every half of the smallest voxel size.
+
+    A ray that passes ``max_nm`` gives NaN; one that leaves the volume first gives NaN, or with
+    ``stop_at_border`` the distance to its last sample inside the volume plus half a step.
+    """
+    h = np.asarray(voxel_size_nm, dtype=float)
+    step = 0.5 * h.min()
+    shape = np.asarray(mask.shape)
+    flat = mask.reshape(-1)
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    p = np.asarray(points, dtype=float)
+    dstep = np.asarray(directions, dtype=float) * (step / h)
+    result = np.full(len(p), np.nan)
+    active = np.arange(len(p))
+    k = 0
+    while active.size and k * step <= max_nm:
+        k += 1
+        pos = np.rint(p[active] + k * dstep[active]).astype(np.int64)
+        inside = np.all((pos >= 0) & (pos < shape), axis=1)
+        if stop_at_border:
+            result[active[~inside]] = (k - 0.5) * step
+        hit = np.flatnonzero(inside)[~flat[pos[inside] @ strides]]
+        result[active[hit]] = k * step
+        still = inside.copy()
+        still[hit] = False
+        active = active[still]
+    return result
