@@ -120,11 +120,12 @@ def first_exit(
     *,
     stop_at_border: bool = False,
 ) -> np.ndarray:
-    """Distance (nm) along each direction from ``points`` (voxel coords) to the first sample
-    that falls in a voxel outside ``mask``, sampling every half of the smallest voxel size.
+    """Distance (nm) along each direction from ``points`` (voxel coords) to where it leaves
+    ``mask``: half-way between the last sample inside and the first sample in a voxel outside,
+    sampling every half of the smallest voxel size.
 
     A ray that passes ``max_nm`` gives NaN; one that leaves the volume first gives NaN, or with
-    ``stop_at_border`` the distance to its last sample inside the volume plus half a step.
+    ``stop_at_border`` the distance to the border (half-way past its last sample inside).
     """
     h = np.asarray(voxel_size_nm, dtype=float)
     step = 0.5 * h.min()
@@ -143,7 +144,7 @@ def first_exit(
         if stop_at_border:
             result[active[~inside]] = (k - 0.5) * step
         hit = np.flatnonzero(inside)[~flat[pos[inside] @ strides]]
-        result[active[hit]] = k * step
+        result[active[hit]] = (k - 0.5) * step
         still = inside.copy()
         still[hit] = False
         active = active[still]

@@ -231,8 +231,7 @@ def _measure_chunk(
         first_out = first_exit(filled, p[idx], normals[idx], h, max_thickness_nm)
         hit = np.isfinite(first_out)
         j = idx[hit]
-        step = 0.5 * h.min()
-        guess = first_out[hit] - 0.5 * step
+        guess = first_out[hit]
         f_guess, _ = smoothed(filled, p[j] + guess[:, None] * normals[j] / h, support=4)
         s_out = _crossing(filled, p[j], normals[j], h, sigma_n[j], guess, f_guess)
         thickness[j] = np.maximum(s_out - s_metal[j], 0.0)

@@ -1,0 +1,402 @@
+"""Dendrites: instances of the solid (Li ∪ LiH ∪ Cu) and their shape along the skeleton.
+
+Instances are the connected components of the solid; a component whose distance map has several
+well separated peaks joined by narrow necks (dendrites touching side by side) is split by a
+watershed on the distance map. Shape is read along the skeleton's longest path: its length (tip
+to tip), the diameter (median chord through the axis towards the nearest surface, i.e. twice the
+distance map on the axis), and the widths in the x-y plane and along z (the missing wedge
+stretches z, so the two differ in a tomogram while they agree in the true shape).
+
+Everything heavy (distance maps, watershed, skeleton) runs on a grid binned to a few cells per
+radius; lengths and chords are then read on the full-resolution mask, so the binning costs speed,
+not accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .sampling import first_exit
+
+#: Cells across a radius on the binned grid used for distance maps and skeletons.
+CELLS_PER_RADIUS = 5
+#: At most this many binned cells per component (bounds time and memory of the heavy steps).
+MAX_CELLS = 2_000_000
+#: Two distance-map peaks stay separate dendrites when the neck between them is narrower than
+#: this fraction of the smaller peak.
+NECK_RATIO = 0.7
+
+
+@dataclass(frozen=True)
+class Axis:
+    """The main axis of a dendrite: the skeleton's longest path, extended to both tips."""
+
+    points_nm: np.ndarray  # (m, 3) positions along the axis, tip to tip
+    arc_nm: np.ndarray  # (m,) distance along the axis from the first tip
+
+    @property
+    def length_nm(self) -> float:
+        return float(self.arc_nm[-1]) if len(self.arc_nm) else 0.0
+
+    def position(self, point_nm: np.ndarray) -> float:
+        """Where the nearest axis point to ``point_nm`` lies, 0 at the first tip, 1 at the last."""
+        if len(self.arc_nm) < 2 or self.length_nm == 0:
+            return 0.0
+        a, b = self.points_nm[:-1], self.points_nm[1:]
+        ab = b - a
+        t = np.clip(((point_nm - a) * ab).sum(1) / np.maximum((ab**2).sum(1), 1e-12), 0, 1)
+        d = np.linalg.norm(a + t[:, None] * ab - point_nm, axis=1)
+        i = int(np.argmin(d))
+        return float((self.arc_nm[i] + t[i] * (self.arc_nm[i + 1] - self.arc_nm[i])) / self.length_nm)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Size and shape of one dendrite (nm)."""
+
+    length_nm: float
+    diameter_nm: float
+    width_xy_nm: float
+    width_z_nm: float
+    axis: Axis = field(repr=False)
+
+
+def instances(solid: np.ndarray, voxel_size_nm: Sequence[float]) -> tuple[np.ndarray, int]:
+    """Dendrite ids (int32, 0 outside the solid, 1..n) and their count n."""
+    from scipy import ndimage as ndi
+
+    h = np.asarray(voxel_size_nm, dtype=float)
+    labels, n = ndi.label(solid, structure=np.ones((3, 3, 3), dtype=bool))
+    labels = labels.astype(np.int32, copy=False)
+    next_id = n + 1
+    for i, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        comp = labels[box] == i
+        parts = _split(comp, h)
+        if parts is None:
+            continue
+        view = labels[box]
+        for r in range(2, int(parts.max()) + 1):
+            view[comp & (parts == r)] = next_id
+            next_id += 1
+    if next_id > n + 1:
+        # Renumber 1..n in order of first appearance so ids stay compact.
+        present = np.unique(labels)
+        present = present[present > 0]
+        lut = np.zeros(next_id, dtype=np.int32)
+        lut[present] = np.arange(1, present.size + 1, dtype=np.int32)
+        labels = lut[labels]
+        n = int(present.size)
+    return labels, n
+
+
+def shape(mask: np.ndarray, voxel_size_nm: Sequence[float], offset: Sequence[int] = (0, 0, 0)) -> Shape:
+    """Length, diameter and widths of the dendrite ``mask`` (a crop; ``offset`` its corner).
+
+    The crop keeps a margin of one empty voxel around the dendrite except where it meets the
+    volume border: there the dendrite is taken to continue, and its axis stops at the border.
+    """
+    h = np.asarray(voxel_size_nm, dtype=float)
+    cells = _binning(mask, h)
+    coarse = _bin(mask, cells) >= 0.5
+    if not coarse.any():
+        coarse = _bin(mask, cells) > 0
+    path = _centreline(coarse, cells * h)
+    centres = _smooth_path((path + 0.5) * cells - 0.5)  # voxel coords of the cell centres
+    axis, tangents = _extend_to_tips(mask, centres, h)
+    diam, wxy, wz = _widths(mask, centres, tangents, h)
+    origin_nm = np.asarray(offset, dtype=float) * h
+    axis = Axis(axis.points_nm + origin_nm, axis.arc_nm)
+    return Shape(axis.length_nm, diam, wxy, wz, axis)
+
+
+# --- splitting touching dendrites ---------------------------------------------------------------
+
+
+def _split(comp: np.ndarray, h: np.ndarray) -> np.ndarray | None:
+    """Region ids (1..k, on the full-resolution crop) when ``comp`` holds several dendrites."""
+    from scipy import ndimage as ndi
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    cells = _binning(comp, h)
+    frac = _bin(comp, cells)
+    core = frac >= 0.5
+    if core.sum() < 8:
+        return None
+    cell_nm = cells * h
+    dist = ndi.distance_transform_edt(core, sampling=cell_nm)
+    peaks_mask = h_maxima(dist, float(cell_nm.max())) & core
+    markers, k = ndi.label(peaks_mask, structure=np.ones((3, 3, 3), dtype=bool))
+    if k < 2:
+        return None
+    regions = watershed(-dist, markers, mask=frac > 0)
+    regions = _merge_wide_necks(regions, dist, k)
+    if regions.max() < 2:
+        return None
+    full = _unbin(regions, cells, comp.shape)
+    full[~comp] = 0
+    return full
+
+
+def _merge_wide_necks(regions: np.ndarray, dist: np.ndarray, k: int) -> np.ndarray:
+    """Merge watershed regions whose shared neck is wide compared to their peaks."""
+    peak = np.zeros(k + 1)
+    np.maximum.at(peak, regions.ravel(), dist.ravel())
+    saddle: dict[tuple[int, int], float] = {}
+    for axis in range(3):
+        a = np.moveaxis(regions, axis, 0)
+        d = np.moveaxis(dist, axis, 0)
+        ra, rb, da, db = a[:-1].ravel(), a[1:].ravel(), d[:-1].ravel(), d[1:].ravel()
+        edge = (ra != rb) & (ra > 0) & (rb > 0)
+        lo, hi = np.minimum(ra[edge], rb[edge]), np.maximum(ra[edge], rb[edge])
+        val = np.minimum(da[edge], db[edge])
+        for x, y, v in zip(lo.tolist(), hi.tolist(), val.tolist()):
+            if v > saddle.get((x, y), -1.0):
+                saddle[(x, y)] = v
+    parent = list(range(k + 1))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for (x, y), v in sorted(saddle.items(), key=lambda kv: -kv[1]):
+        if v >= NECK_RATIO * min(peak[x], peak[y]):
+            parent[root(y)] = root(x)
+    roots = np.array([root(i) for i in range(k + 1)])
+    _, compact = np.unique(roots, return_inverse=True)
+    return compact[regions]  # root of 0 is 0, the smallest, so background stays 0
+
+
+# --- binned grid --------------------------------------------------------------------------------
+
+
+def _binning(mask: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Cells per axis: about CELLS_PER_RADIUS across the typical radius, cubic in nm."""
+    volume = float(mask.sum()) * float(np.prod(h))
+    area = _face_area(mask, h)
+    # A cylinder's V/A is r/2; voxel faces overstate a surface's area by 1.5 on average.
+    radius = 2.0 * volume / max(area / 1.5, 1e-9)
+    cell = max(h.max() if radius > 3 * h.max() else h.min(), radius / CELLS_PER_RADIUS)
+    cell = max(cell, (volume / MAX_CELLS) ** (1 / 3))
+    return np.maximum(1, np.rint(cell / h)).astype(int)
+
+
+def _face_area(mask: np.ndarray, h: np.ndarray) -> float:
+    area = 0.0
+    face = (h[1] * h[2], h[0] * h[2], h[0] * h[1])
+    for axis in range(3):
+        d = np.diff(mask.view(np.uint8), axis=axis)
+        area += float(np.count_nonzero(d)) * face[axis]
+    return area
+
+
+def _bin(mask: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Fraction of each cell inside ``mask`` (partial cells at the far border are padded by
+    repeating the border)."""
+    pad = [(0, (-n) % c) for n, c in zip(mask.shape, cells)]
+    a = np.pad(mask, pad, mode="edge") if any(p[1] for p in pad) else mask
+    out = np.zeros(tuple(n // c for n, c in zip(a.shape, cells)), dtype=np.float32)
+    for i in range(cells[0]):
+        for j in range(cells[1]):
+            for k in range(cells[2]):
+                out += a[i :: cells[0], j :: cells[1], k :: cells[2]]
+    return out / float(np.prod(cells))
+
+
+def _unbin(coarse: np.ndarray, cells: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    full = coarse
+    for axis, c in enumerate(cells):
+        full = np.repeat(full, c, axis=axis)
+    return full[tuple(slice(0, n) for n in shape)]
+
+
+# --- skeleton and axis --------------------------------------------------------------------------
+
+
+def _centreline(coarse: np.ndarray, cell_nm: np.ndarray) -> np.ndarray:
+    """Cell indices (m, 3) along the main axis of ``coarse``: the skeleton's longest path.
+
+    The ends are the two cells farthest apart along the body (a double sweep of geodesic
+    distance); the path between them is the cheapest one when each step costs its length over
+    the squared distance to the surface, so it runs along the ridge of the distance map, the
+    medial axis (thinning algorithms erase bodies of even width, so none is used). Its ends,
+    which reach the surface, are trimmed back to where the body is at least half as thick as
+    along the path; the caller continues them straight out to the tips.
+    """
+    from scipy import ndimage as ndi
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components, dijkstra
+
+    # Beyond the volume border the body continues (edge padding), so the border is no surface.
+    dist = ndi.distance_transform_edt(np.pad(coarse, 1, mode="edge"), sampling=cell_nm)
+    dist = dist[1:-1, 1:-1, 1:-1]
+    pts = np.argwhere(coarse)
+    if len(pts) < 2:
+        return pts
+    index = np.full(coarse.shape, -1, dtype=np.int64)
+    index[tuple(pts.T)] = np.arange(len(pts))
+    d_pts = dist[tuple(pts.T)]
+    rows, cols, lens = [], [], []
+    for off in [o for o in np.ndindex(3, 3, 3) if o > (1, 1, 1)]:
+        step = np.asarray(off) - 1
+        nb = pts + step
+        ok = np.all((nb >= 0) & (nb < coarse.shape), axis=1)
+        j = np.full(len(pts), -1)
+        j[ok] = index[tuple(nb[ok].T)]
+        ok &= j >= 0
+        rows.append(np.flatnonzero(ok))
+        cols.append(j[ok])
+        lens.append(np.full(int(ok.sum()), float(np.linalg.norm(step * cell_nm))))
+    r, c, w = np.concatenate(rows), np.concatenate(cols), np.concatenate(lens)
+    n = len(pts)
+    # Work on the largest connected piece (cells of a body can touch only diagonally).
+    geo = coo_matrix((w, (r, c)), shape=(n, n)).tocsr()
+    n_comp, comp = connected_components(geo, directed=False)
+    start = int(np.flatnonzero(comp == np.argmax(np.bincount(comp)))[0]) if n_comp > 1 else 0
+    d0 = dijkstra(geo, directed=False, indices=start)
+    a = int(np.argmax(np.where(np.isfinite(d0), d0, -1)))
+    da = dijkstra(geo, directed=False, indices=a)
+    b = int(np.argmax(np.where(np.isfinite(da), da, -1)))
+    mean_d = 0.5 * (d_pts[r] + d_pts[c])
+    ridge = coo_matrix((w / np.maximum(mean_d, 1e-6) ** 2, (r, c)), shape=(n, n)).tocsr()
+    _, pred = dijkstra(ridge, directed=False, indices=a, return_predecessors=True)
+    order = [b]
+    while order[-1] != a and pred[order[-1]] >= 0:
+        order.append(int(pred[order[-1]]))
+    path = order[::-1]
+    d_path = d_pts[path]
+    thick = d_path >= 0.8 * np.median(d_path)
+    keep = np.flatnonzero(thick)
+    return pts[path][keep[0] : keep[-1] + 1] if keep.size else pts[path]
+
+
+def _smooth_path(points: np.ndarray, half_window: int = 3) -> np.ndarray:
+    """Moving average along a digital path (its zig-zag would add length); the ends are padded
+    by point reflection so straight paths and their end points stay where they are."""
+    m = len(points)
+    k = min(half_window, m - 1)
+    if k < 1:
+        return points.astype(float)
+    head = 2 * points[0] - points[k:0:-1]
+    tail = 2 * points[-1] - points[-2 : -k - 2 : -1]
+    padded = np.vstack([head, points, tail]).astype(float)
+    kernel = np.ones(2 * k + 1) / (2 * k + 1)
+    return np.stack([np.convolve(padded[:, a], kernel, mode="valid") for a in range(3)], axis=1)
+
+
+def _extend_to_tips(
+    mask: np.ndarray, centres: np.ndarray, h: np.ndarray
+) -> tuple[Axis, np.ndarray]:
+    """The path of cell centres (voxel coords) continued straight out to the surface at both
+    ends (or to the volume border); returns the axis and the unit tangent at each centre."""
+    pts_nm = centres * h
+    m = len(pts_nm)
+    if m == 0:
+        return Axis(np.zeros((0, 3)), np.zeros(0)), np.zeros((0, 3))
+    tangents = _tangents(pts_nm)
+    end_reach = max(3, len(pts_nm) // 8)
+    end_tangents = _tangents(pts_nm, end_reach)
+    if m == 1:
+        ends = [pts_nm[0]]
+    else:
+        ends = []
+        for i, sign in ((0, -1.0), (m - 1, 1.0)):
+            direction = sign * end_tangents[i]
+            reach = first_exit(mask, centres[i : i + 1], direction[None], h, 1e9, stop_at_border=True)
+            reach = float(reach[0]) if np.isfinite(reach[0]) else 0.0
+            ends.append(pts_nm[i] + direction * reach)
+    if m > 1:
+        pts_nm = np.vstack([ends[0], pts_nm, ends[1]])
+    seg = np.linalg.norm(np.diff(pts_nm, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    return Axis(pts_nm, arc), tangents
+
+
+def _tangents(pts_nm: np.ndarray, reach: int = 3) -> np.ndarray:
+    """Unit tangents along a polyline from points ``reach`` steps before and after."""
+    m = len(pts_nm)
+    if m < 2:
+        return np.tile([0.0, 0.0, 1.0], (m, 1))
+    i = np.arange(m)
+    d = pts_nm[np.minimum(i + reach, m - 1)] - pts_nm[np.maximum(i - reach, 0)]
+    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+
+
+def _widths(
+    mask: np.ndarray, centres: np.ndarray, tangents: np.ndarray, h: np.ndarray
+) -> tuple[float, float, float]:
+    """Median diameter, in-plane width and z width along the axis (nm); NaN when undefined.
+
+    Each axis point is first moved to the middle of its cross-section (chords across the axis,
+    horizontally and in the most vertical direction of the cross-section, each replaced by its
+    midpoint, twice). Through that centre, the diameter is the minor axis of the ellipse through
+    eight chords across the axis (twice the distance map on the axis), the in-plane
+    width the horizontal chord, and the z width the most vertical chord, left out where the axis
+    is steeper than 60 degrees from the x-y plane. Points within half a radius of a tip, where the
+    body rounds off, are left out.
+    """
+    if len(centres) == 0:
+        return (np.nan, np.nan, np.nan)
+    far = 1e9
+    z = np.array([1.0, 0.0, 0.0])
+    e_xy = np.cross(z, tangents)  # horizontal, across the axis
+    norm = np.linalg.norm(e_xy, axis=1)
+    steep = norm < np.cos(np.radians(60))
+    vertical = norm < 1e-6
+    e_xy[vertical] = [0.0, 0.0, 1.0]
+    e_xy /= np.linalg.norm(e_xy, axis=1, keepdims=True)
+    e_z = np.cross(tangents, e_xy)  # the most vertical direction across the axis
+    e_z *= np.where((e_z[:, 0] < 0), -1.0, 1.0)[:, None]
+
+    def chord(at: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        fwd = first_exit(mask, at, e, h, far)
+        back = first_exit(mask, at, -e, h, far)
+        return fwd + back, (fwd - back) / 2
+
+    mid = centres.astype(float)
+    for _ in range(2):
+        for e in (e_xy, e_z):
+            _, shift = chord(mid, e)
+            mid = mid + np.nan_to_num(shift)[:, None] * e / h
+    w_xy, _ = chord(mid, e_xy)
+    w_z, _ = chord(mid, e_z)
+    w_z[steep] = np.nan
+    angles = np.arange(8) * np.pi / 8
+    chords = np.stack([chord(mid, np.cos(a) * e_xy + np.sin(a) * e_z)[0] for a in angles], axis=1)
+    diameter = _minor_axis(chords, angles)
+    pts_nm = centres * h
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts_nm, axis=0), axis=1))])
+    half_r = np.nan_to_num(diameter, nan=0.0) / 4
+    keep = (arc >= half_r) & (arc[-1] - arc >= half_r)
+    if not keep.any():
+        keep[:] = True
+
+    def med(v: np.ndarray) -> float:
+        v = v[keep]
+        v = v[np.isfinite(v)]
+        return float(np.median(v)) if v.size else float("nan")
+
+    return med(diameter), med(w_xy), med(w_z)
+
+
+def _minor_axis(chords: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Minor axis of the centred ellipse fitted to chords (n, k) through its centre at
+    ``angles``: 4 / chord^2 = a cos^2 + 2 c cos sin + b sin^2, least squares per row."""
+    cos, sin = np.cos(angles), np.sin(angles)
+    design = np.stack([cos**2, 2 * cos * sin, sin**2], axis=1)
+    out = np.full(len(chords), np.nan)
+    ok = np.all(np.isfinite(chords) & (chords > 0), axis=1)
+    if ok.any():
+        y = 4.0 / chords[ok] ** 2
+        coef, *_ = np.linalg.lstsq(design, y.T, rcond=None)
+        a, c, b = coef
+        largest = 0.5 * (a + b) + np.sqrt(0.25 * (a - b) ** 2 + c**2)
+        out[ok] = 2.0 / np.sqrt(np.maximum(largest, 1e-12))
+    return out

@@ -1,0 +1,486 @@
+"""The measurement report: one job from a label volume to every number the study needs.
+
+``measure`` is a job (a generator yielding ``Progress``) that returns a :class:`Report`;
+``Report.to_dict`` gives the JSON of the architecture doc (``REPORT.json``), ``write_report``
+writes it (and the per-dendrite table as CSV) atomically, ``read_report`` reads it back.
+Thickness statistics are area-weighted: each surface point counts by the metal area it stands for,
+so a face seen edge-on by the voxel grid weighs the same as one seen face-on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import CU, LI, LIH, PHASE_NAMES, SEI
+from ..errors import FileFormatError, InputError
+from ..jobs import Job, Progress, stop_requested
+from . import dendrites as dendrites_mod
+from .particles import cu_particles
+from .phases import (
+    FILLED_LUT,
+    SOLID_LUT,
+    bounding_box,
+    check_voxel_size,
+    phase_array,
+    phase_volumes_nm3,
+)
+from .sei import SurfaceThickness, thickness_job
+
+#: Version of the report layout (bumped when keys change meaning).
+REPORT_VERSION = 1
+
+#: Columns of the per-dendrite CSV table, in order.
+CSV_COLUMNS = (
+    "id", "volume_nm3", "li_volume_nm3", "lih_volume_nm3", "cu_volume_nm3", "lih_volume_fraction",
+    "length_nm", "diameter_nm", "width_xy_nm", "width_z_nm", "centroid_z_nm", "centroid_y_nm",
+    "centroid_x_nm", "n_cu_particles", "sei_median_nm", "sei_mean_nm", "sei_p95_nm",
+    "sei_on_li_median_nm", "sei_on_lih_median_nm", "sei_trusted_median_nm",
+    "extended_share_li", "extended_share_lih", "n_surface_points",
+)
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """What the measurement needs besides the labels."""
+
+    #: SEI thicker than this (nm) at a point counts as extended (porous) SEI there.
+    extended_threshold_nm: float = 20.0
+    #: Points whose normal is within this angle of the x-y plane give the trusted values (the
+    #: missing wedge blurs faces seen along the beam).
+    trusted_max_normal_tilt_deg: float = 60.0
+    #: Rays through more SEI than this (nm) are left unmeasured.
+    max_thickness_nm: float = 250.0
+    #: Solid pieces smaller than this (nm³) are specks, not dendrites (their volume still counts).
+    min_dendrite_volume_nm3: float = 1000.0
+    #: Width (nm) of the bins of the stored thickness histograms.
+    histogram_bin_nm: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("extended_threshold_nm", "max_thickness_nm", "histogram_bin_nm"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"{name.replace('_', ' ')} must be a positive number, got {value}")
+        if not 0 <= self.trusted_max_normal_tilt_deg <= 90:
+            raise InputError(
+                f"the trusted normal tilt must lie in 0..90 degrees, got "
+                f"{self.trusted_max_normal_tilt_deg}"
+            )
+        if not self.min_dendrite_volume_nm3 >= 0:
+            raise InputError("the smallest dendrite volume cannot be negative")
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything measured on one segmentation (numbers in nm, nm², nm³)."""
+
+    voxel_size_nm: tuple[float, float, float]
+    shape: tuple[int, int, int]
+    settings: MeasureSettings
+    volumes_nm3: dict[str, float]
+    lih_volume_fraction: float | None
+    sei_thickness_nm: dict
+    dendrites: tuple[dict, ...]
+    cu_particles: tuple[dict, ...]
+    notes: tuple[str, ...] = ()
+    stopped: bool = False
+    #: Per-point SEI thickness (for overlays); not part of the JSON.
+    surface: SurfaceThickness | None = field(default=None, repr=False, compare=False)
+    #: Dendrite id per voxel (int32, 0 elsewhere); not part of the JSON.
+    dendrite_ids: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The JSON-able report: the architecture keys and more (NaN becomes null)."""
+        s = self.settings
+        return _jsonable(
+            {
+                "report_version": REPORT_VERSION,
+                "voxel_size_nm": list(self.voxel_size_nm),
+                "shape": list(self.shape),
+                "settings": {
+                    "extended_threshold_nm": s.extended_threshold_nm,
+                    "trusted_max_normal_tilt_deg": s.trusted_max_normal_tilt_deg,
+                    "max_thickness_nm": s.max_thickness_nm,
+                    "min_dendrite_volume_nm3": s.min_dendrite_volume_nm3,
+                },
+                "volumes_nm3": self.volumes_nm3,
+                "lih_volume_fraction": self.lih_volume_fraction,
+                "sei_thickness_nm": self.sei_thickness_nm,
+                "cu_particles": list(self.cu_particles),
+                "dendrites": list(self.dendrites),
+                "notes": list(self.notes),
+                "stopped": self.stopped,
+            }
+        )
+
+
+def measure(
+    labels: np.ndarray,
+    voxel_size_nm: float | Sequence[float],
+    settings: MeasureSettings = MeasureSettings(),
+    stop: threading.Event | None = None,
+) -> Job[Report]:
+    """Measure a segmentation: a job yielding progress, returning the :class:`Report`.
+
+    ``labels`` uses the class ids of the architecture doc (ids 0, 1 and 6+ count as outside);
+    ``voxel_size_nm`` is (z, y, x) or one number. When ``stop`` is set the job returns early with
+    what it has, marked ``stopped``.
+    """
+    h = check_voxel_size(voxel_size_nm)
+    total = 6
+    phases = phase_array(labels)
+    shape = tuple(int(n) for n in phases.shape)
+    volumes = phase_volumes_nm3(phases, h)
+    notes: list[str] = []
+    metal = volumes["Li"] + volumes["LiH"]
+    lih_fraction = volumes["LiH"] / metal if metal > 0 else None
+    if metal == 0:
+        notes.append("no Li or LiH in the segmentation: no metal surface, no LiH fraction")
+    if volumes["SEI"] == 0:
+        notes.append("no SEI in the segmentation: no thickness to measure")
+    if volumes["Cu"] == 0:
+        notes.append("no Cu in the segmentation: no particles")
+    partial = dict(
+        voxel_size_nm=h, shape=shape, settings=settings, volumes_nm3=volumes,
+        lih_volume_fraction=lih_fraction,
+    )
+    yield Progress(1, total, "phase volumes")
+
+    # Everything else happens in the box around the battery phases (with a margin, so that only
+    # the true volume border can cut a shape).
+    box = bounding_box(FILLED_LUT[phases], margin=3)
+    if box is None:
+        return Report(**partial, sei_thickness_nm=_sei_section(None, settings), dendrites=(),
+                      cu_particles=(), notes=tuple(notes))
+    crop = phases[box]
+    corner = np.array([s.start for s in box])
+    solid = SOLID_LUT[crop]
+    ids_crop, n_ids = dendrites_mod.instances(solid, h)
+    if stop_requested(stop):
+        return _stopped(partial, settings, notes)
+    yield Progress(2, total, f"{n_ids} dendrites")
+
+    job = thickness_job(crop, h, dendrites=ids_crop, max_thickness_nm=settings.max_thickness_nm,
+                        stop=stop)
+    while True:
+        try:
+            p = next(job)
+        except StopIteration as done:
+            surface = done.value
+            break
+        yield Progress(2, total, p.message)
+    if surface is None:
+        return _stopped(partial, settings, notes)
+    surface = _shift(surface, corner, h)
+    notes.extend(n for n in surface.notes if n not in notes)
+    yield Progress(3, total, "SEI thickness")
+
+    dendrite_rows, axes = [], {}
+    volumes_by_id = _volumes_by_dendrite(crop, ids_crop, n_ids, h)
+    speck = 0
+    for i, box_i in enumerate(_find_objects(ids_crop, n_ids), start=1):
+        if stop_requested(stop):
+            return _stopped(partial, settings, notes)
+        v = volumes_by_id[i]
+        total_v = v["Li"] + v["LiH"] + v["Cu"]
+        if box_i is None or total_v < settings.min_dendrite_volume_nm3:
+            speck += int(box_i is not None)
+            continue
+        grown = tuple(
+            slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box_i, ids_crop.shape)
+        )
+        mask = ids_crop[grown] == i
+        origin = corner + [s.start for s in grown]
+        form = dendrites_mod.shape(mask, h, offset=origin)
+        axes[i] = form.axis
+        dendrite_rows.append(_dendrite_row(i, v, form, mask, origin, h, shape, surface, settings))
+        if len(dendrite_rows) % 10 == 0:
+            yield Progress(4, total, f"dendrite shapes: {len(dendrite_rows)}")
+    if speck:
+        notes.append(
+            f"{speck} solid pieces under {settings.min_dendrite_volume_nm3:g} nm³ were not "
+            "reported as dendrites"
+        )
+    yield Progress(4, total, "dendrite shapes")
+
+    ids_full = np.zeros(shape, dtype=np.int32)
+    ids_full[box] = ids_crop
+    particles = cu_particles(phases, h, ids_full, axes)
+    for row in dendrite_rows:
+        row["n_cu_particles"] = sum(1 for p in particles if p.dendrite == row["id"])
+    yield Progress(5, total, f"{len(particles)} Cu particles")
+
+    sei = _sei_section(surface, settings)
+    if particles and all(p.distance_to_lih_nm is None for p in particles):
+        notes.append("no LiH in the segmentation: Cu particles have no distance to LiH")
+    report = Report(
+        **partial,
+        sei_thickness_nm=sei,
+        dendrites=tuple(dendrite_rows),
+        cu_particles=tuple(p.to_dict() for p in particles),
+        notes=tuple(notes),
+        surface=surface,
+        dendrite_ids=ids_full,
+    )
+    yield Progress(6, total, "done")
+    return report
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+
+def summarize(values: np.ndarray, weights: np.ndarray | None = None) -> dict:
+    """Area-weighted median, mean, p5, p25, p75, p95 and the number of points (zeros if none)."""
+    v = np.asarray(values, dtype=float)
+    w = np.ones_like(v) if weights is None else np.asarray(weights, dtype=float)
+    ok = np.isfinite(v) & (w > 0)
+    v, w = v[ok], w[ok]
+    if v.size == 0:
+        return {"median": None, "mean": None, "p5": None, "p25": None, "p75": None, "p95": None,
+                "n_points": 0}
+    order = np.argsort(v)
+    v, w = v[order], w[order]
+    cum = np.cumsum(w) - 0.5 * w
+    cum /= w.sum()
+
+    def q(p: float) -> float:
+        return float(np.interp(p, cum, v))
+
+    return {"median": q(0.5), "mean": float(np.average(v, weights=w)), "p5": q(0.05),
+            "p25": q(0.25), "p75": q(0.75), "p95": q(0.95), "n_points": int(v.size)}
+
+
+def _phase_block(st: SurfaceThickness, keep: np.ndarray, settings: MeasureSettings) -> dict:
+    """Overall, on-Li and on-LiH summaries of the measured points among ``keep``."""
+    measured = keep & st.measured
+    out = summarize(st.thickness_nm[measured], st.area_nm2[measured])
+    for pid in (LI, LIH):
+        sel = measured & (st.phase == pid)
+        out[f"on_{PHASE_NAMES[pid]}"] = summarize(st.thickness_nm[sel], st.area_nm2[sel])
+    return out
+
+
+def _sei_section(st: SurfaceThickness | None, settings: MeasureSettings) -> dict:
+    thr = settings.extended_threshold_nm
+    if st is None:
+        st = _no_surface()
+    everywhere = np.ones(len(st), dtype=bool)
+    out = _phase_block(st, everywhere, settings)
+    trusted = st.trusted(settings.trusted_max_normal_tilt_deg)
+    out["trusted"] = {
+        "max_normal_tilt_deg": settings.trusted_max_normal_tilt_deg,
+        **_phase_block(st, trusted, settings),
+    }
+    with np.errstate(invalid="ignore"):
+        extended = st.measured & (st.thickness_nm > thr)
+    out["extended_threshold_nm"] = thr
+    out["compact"] = _phase_block(st, st.measured & ~extended, settings)
+    out["extended"] = _phase_block(st, extended, settings)
+    out["surface_area_nm2"] = {}
+    out["covered_share"] = {}
+    out["extended_share"] = {}
+    out["trusted_extended_share"] = {}
+    for pid in (LI, LIH):
+        name = PHASE_NAMES[pid]
+        on = st.phase == pid
+        area = float(st.area_nm2[on].sum())
+        out["surface_area_nm2"][name] = area
+        out["covered_share"][name] = _share(st.area_nm2, on & st.covered, on)
+        out["extended_share"][name] = _share(st.area_nm2, on & extended, on)
+        out["trusted_extended_share"][name] = _share(
+            st.area_nm2, on & extended & trusted, on & trusted
+        )
+    out["n_unresolved"] = int((st.covered & ~st.measured).sum())
+    out["normal_tilt_deg"] = summarize(st.normal_tilt_deg[st.measured], st.area_nm2[st.measured])
+    out["histogram"] = _histogram(st, settings.histogram_bin_nm)
+    return out
+
+
+def _share(area: np.ndarray, part: np.ndarray, whole: np.ndarray) -> float | None:
+    total = float(area[whole].sum())
+    return float(area[part].sum()) / total if total > 0 else None
+
+
+def _histogram(st: SurfaceThickness, bin_nm: float) -> dict:
+    """Area (nm²) of the surface per thickness bin, on Li and on LiH, for plots of saved reports."""
+    t = st.thickness_nm[st.measured]
+    top = float(np.max(t)) if t.size else 0.0
+    edges = np.arange(0.0, max(top, bin_nm) + bin_nm, bin_nm)
+    out = {"bin_edges_nm": edges.tolist()}
+    for pid in (LI, LIH):
+        sel = st.measured & (st.phase == pid)
+        counts, _ = np.histogram(st.thickness_nm[sel], bins=edges, weights=st.area_nm2[sel])
+        out[f"on_{PHASE_NAMES[pid]}_area_nm2"] = counts.tolist()
+    return out
+
+
+def _dendrite_row(i, v, form, mask, origin, h, shape, surface, settings) -> dict:
+    metal = v["Li"] + v["LiH"]
+    coords = np.argwhere(mask)
+    centroid = ((coords.mean(axis=0) + origin) * h).tolist() if coords.size else [None] * 3
+    on = surface.dendrite == i
+    block = _phase_block(surface, on, settings)
+    with np.errstate(invalid="ignore"):
+        extended = surface.measured & (surface.thickness_nm > settings.extended_threshold_nm)
+    trusted = on & surface.trusted(settings.trusted_max_normal_tilt_deg)
+    block["trusted"] = _phase_block(surface, trusted, settings)
+    block["extended_share"] = {
+        PHASE_NAMES[pid]: _share(surface.area_nm2, on & extended & (surface.phase == pid),
+                                 on & (surface.phase == pid))
+        for pid in (LI, LIH)
+    }
+    return {
+        "id": int(i),
+        "volume_nm3": v["Li"] + v["LiH"] + v["Cu"],
+        "li_volume_nm3": v["Li"],
+        "lih_volume_nm3": v["LiH"],
+        "cu_volume_nm3": v["Cu"],
+        "lih_volume_fraction": v["LiH"] / metal if metal > 0 else None,
+        "length_nm": form.length_nm,
+        "diameter_nm": form.diameter_nm,
+        "width_xy_nm": form.width_xy_nm,
+        "width_z_nm": form.width_z_nm,
+        "centroid_nm": centroid,
+        "touches_border": _touches_border(mask, origin, shape),
+        "sei_thickness_nm": block,
+        "n_cu_particles": 0,
+    }
+
+
+def _touches_border(mask: np.ndarray, origin: np.ndarray, shape: Sequence[int]) -> bool:
+    """Whether the dendrite ``mask`` (a crop at ``origin``) reaches a face of the volume."""
+    for axis in range(3):
+        if origin[axis] == 0 and mask.take(0, axis=axis).any():
+            return True
+        if origin[axis] + mask.shape[axis] == shape[axis] and mask.take(-1, axis=axis).any():
+            return True
+    return False
+
+
+def _volumes_by_dendrite(crop, ids, n, h) -> list[dict[str, float]]:
+    solid = ids > 0
+    i = ids[solid].astype(np.int64)
+    ph = crop[solid]
+    voxel = float(np.prod(h))
+    counts = {
+        PHASE_NAMES[pid]: np.bincount(i[ph == pid], minlength=n + 1) * voxel for pid in (LI, LIH, CU)
+    }
+    return [{k: float(c[j]) for k, c in counts.items()} for j in range(n + 1)]
+
+
+def _find_objects(ids: np.ndarray, n: int) -> list:
+    from scipy import ndimage as ndi
+
+    return ndi.find_objects(ids, max_label=n)
+
+
+def _shift(st: SurfaceThickness, corner: np.ndarray, h) -> SurfaceThickness:
+    """Surface points of a crop moved to the coordinates of the whole volume."""
+    from dataclasses import replace
+
+    return replace(
+        st,
+        points_zyx=st.points_zyx + corner,
+        points_nm=st.points_nm + corner * np.asarray(h),
+    )
+
+
+def _no_surface() -> SurfaceThickness:
+    e = np.zeros(0)
+    return SurfaceThickness(
+        points_zyx=np.zeros((0, 3), dtype=np.int64), points_nm=np.zeros((0, 3)),
+        normals=np.zeros((0, 3)), thickness_nm=e, phase=np.zeros(0, dtype=np.uint8),
+        covered=np.zeros(0, dtype=bool), area_nm2=e, normal_tilt_deg=e,
+        dendrite=np.zeros(0, dtype=np.int32),
+    )
+
+
+def _stopped(partial: dict, settings: MeasureSettings, notes: list[str]) -> Report:
+    return Report(
+        **partial, sei_thickness_nm=_sei_section(None, settings), dendrites=(), cu_particles=(),
+        notes=(*notes, "stopped before the end: only phase volumes were measured"), stopped=True,
+    )
+
+
+def _jsonable(obj):
+    """Plain JSON types: NaN and infinities become null, numpy scalars become Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def write_report(
+    report: Report | dict, json_path: str | os.PathLike, csv_path: str | os.PathLike | None = None
+) -> None:
+    """Write the report as JSON (and the per-dendrite table as CSV), each file atomically."""
+    from ..io.atomic import atomic_write_bytes
+
+    data = report.to_dict() if isinstance(report, Report) else _jsonable(report)
+    text = json.dumps(data, indent=1, allow_nan=False)
+    atomic_write_bytes(json_path, (text + "\n").encode())
+    if csv_path is not None:
+        atomic_write_bytes(csv_path, dendrite_table(data).encode())
+
+
+def dendrite_table(report: dict) -> str:
+    """The per-dendrite CSV table of a report dict (one row per dendrite, ``CSV_COLUMNS``)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for d in report.get("dendrites", []):
+        sei = d.get("sei_thickness_nm", {})
+        cz, cy, cx = d.get("centroid_nm") or [None] * 3
+        row = {
+            **{k: d.get(k) for k in CSV_COLUMNS},
+            "centroid_z_nm": cz, "centroid_y_nm": cy, "centroid_x_nm": cx,
+            "sei_median_nm": sei.get("median"), "sei_mean_nm": sei.get("mean"),
+            "sei_p95_nm": sei.get("p95"),
+            "sei_on_li_median_nm": sei.get("on_Li", {}).get("median"),
+            "sei_on_lih_median_nm": sei.get("on_LiH", {}).get("median"),
+            "sei_trusted_median_nm": sei.get("trusted", {}).get("median"),
+            "extended_share_li": sei.get("extended_share", {}).get("Li"),
+            "extended_share_lih": sei.get("extended_share", {}).get("LiH"),
+            "n_surface_points": sei.get("n_points"),
+        }
+        writer.writerow(["" if row[k] is None else row[k] for k in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def read_report(path: str | os.PathLike) -> dict:
+    """A report written by :func:`write_report`, as a dict; ``FileFormatError`` if it is not one."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileFormatError(f"no report at {p}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise FileFormatError(f"could not read the report {p}: {e}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FileFormatError(f"{p} is not a JSON report (line {e.lineno}: {e.msg})") from None
+    required = ("voxel_size_nm", "volumes_nm3", "sei_thickness_nm", "dendrites", "cu_particles")
+    if not isinstance(data, dict) or any(k not in data for k in required):
+        raise FileFormatError(f"{p} is not a napari-cryoli measurement report")
+    return data
