@@ -185,14 +185,16 @@ def _binning(mask: np.ndarray, h: np.ndarray) -> np.ndarray:
     radius = 2.0 * volume / max(area / 1.5, 1e-9)
     cell = max(h.max() if radius > 3 * h.max() else h.min(), radius / CELLS_PER_RADIUS)
     cell = max(cell, (volume / MAX_CELLS) ** (1 / 3))
+    cell = min(cell, max(float(np.min(np.asarray(mask.shape) * h)) / 4, h.max()))
     return np.maximum(1, np.rint(cell / h)).astype(int)
 
 
 def _face_area(mask: np.ndarray, h: np.ndarray) -> float:
     area = 0.0
     face = (h[1] * h[2], h[0] * h[2], h[0] * h[1])
+    padded = np.pad(mask.view(np.uint8), 1)
     for axis in range(3):
-        d = np.diff(mask.view(np.uint8), axis=axis)
+        d = np.diff(padded, axis=axis)
         area += float(np.count_nonzero(d)) * face[axis]
     return area
 
