@@ -41,7 +41,22 @@ def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def _cmd_measure(args: argparse.Namespace, stop: threading.Event) -> int:
-    raise CryoliError("measure is not available yet")
+    from .io import read_labels
+    from .measure.report import MeasureSettings, measure, write_report
+
+    volume = read_labels(args.segmentation)
+    voxel = args.voxel_size_nm if args.voxel_size_nm else volume.voxel_size_nm
+    settings = MeasureSettings(extended_threshold_nm=args.extended_threshold_nm)
+    report = drive(measure(volume.data, voxel, settings, stop=stop), "measure")
+    if report.stopped:
+        print("napari-cryoli measure: stopped, nothing written", file=sys.stderr)
+        return 130
+    write_report(report, args.out, args.csv)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    written = f"{args.out} and {args.csv}" if args.csv else f"{args.out}"
+    print(f"wrote {written}", file=sys.stderr)
+    return 0
 
 
 def _cmd_simulate(args: argparse.Namespace, stop: threading.Event) -> int:
