@@ -308,6 +308,23 @@ def test_large_files_are_checked_for_nan_by_sampling(write_mrc_bytes, monkeypatc
     assert any("in a sample of the file" in w for w in volume.warnings)
 
 
+@pytest.mark.parametrize("byte_order", ["<", ">"])
+def test_sampled_rows_agree_between_file_and_memory(write_mrc_bytes, monkeypatch, byte_order):
+    from napari_cryoli.io import mrc
+
+    monkeypatch.setattr(mrc, "FULL_SCAN_BYTES", 0)
+    data = np.zeros((40, 30, 20), np.float32)
+    data[-1, -1, 5:8] = np.inf  # last row of the last section: always sampled
+    data[20, 15, :] = np.nan  # between sampled rows: a sample can miss it
+    path = write_mrc_bytes("n.mrc", data, byte_order=byte_order)
+    mapped, in_memory = read_mrc(path), read_mrc(path, mmap=False)
+    for volume in (mapped, in_memory):
+        assert [w for w in volume.warnings if "NaN" in w] == [
+            "3 NaN or infinite voxels (in a sample of the file); measurements may ignore or "
+            "mishandle them"
+        ]
+
+
 def test_mmap_false_reads_into_memory(write_mrc_bytes) -> None:
     data = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
     volume = read_mrc(write_mrc_bytes("m.mrc", data), mmap=False)

@@ -169,7 +169,7 @@ def _read(source: _DataSource, *, mmap: bool) -> Volume:
     warnings += spacing_warnings
     origin_nm, origin_warnings = _origin_nm(h, kind, perm, spacing_nm)
     warnings += origin_warnings
-    warnings += _non_finite_warnings(raw, h)
+    warnings += _non_finite_warnings(raw, source, h)
 
     summary = hdr.summary(h)
     summary["file_size"] = source.size
@@ -299,23 +299,31 @@ def _origin_nm(
     return zyx, warnings
 
 
-def _non_finite_warnings(raw: np.ndarray, h: hdr.MrcHeader) -> list[str]:
-    """Warn about NaN/Inf voxels without reading a large file in full (a spread-out sample)."""
+def _non_finite_warnings(raw: np.ndarray, source: _DataSource, h: hdr.MrcHeader) -> list[str]:
+    """Warn about NaN/Inf voxels; a large file is judged by a spread-out sample of rows."""
     if raw.dtype.kind not in "fc":
         return []
-    if not isinstance(raw, np.memmap) or raw.nbytes <= FULL_SCAN_BYTES:
+    if raw.nbytes <= FULL_SCAN_BYTES:
         values, where = raw, "voxels"
     else:
-        n_sections, n_rows = raw.shape[0], raw.shape[1]
-        k = max(1, int(math.sqrt(SAMPLE_ROWS)))
-        sections = np.unique(np.linspace(0, n_sections - 1, k).astype(int))
-        rows = np.unique(np.linspace(0, n_rows - 1, k).astype(int))
-        values, where = raw[np.ix_(sections, rows)], "voxels (in a sample of the file)"
+        k = max(1, math.isqrt(SAMPLE_ROWS))
+        sections, rows = _spread(raw.shape[0], k), _spread(raw.shape[1], k)
+        if isinstance(raw, np.memmap):
+            # Plain reads: touching rows through the map would pull in read-ahead around each.
+            values = source.read_rows(h, raw.dtype, sections, rows)
+        else:
+            values = raw[np.ix_(sections, rows)]
+        where = "voxels (in a sample of the file)"
     finite = np.isfinite(values)
     if finite.all():
         return []
     n_bad = int(finite.size - np.count_nonzero(finite))
     return [f"{n_bad} NaN or infinite {where}; measurements may ignore or mishandle them"]
+
+
+def _spread(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` distinct indices spread evenly over ``range(n)``, first and last included."""
+    return np.array(sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)}), dtype=np.intp)
 
 
 # --- where the bytes come from -----------------------------------------------------------------
@@ -397,6 +405,25 @@ class _DataSource:
         if len(buffer) < expected:
             raise self._truncated(expected, len(buffer))
         return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
+
+    def read_rows(
+        self, h: hdr.MrcHeader, dtype: np.dtype, sections: np.ndarray, rows: np.ndarray
+    ) -> np.ndarray:
+        """Selected stored rows of an uncompressed file, shape (len(sections), len(rows), nx)."""
+        row_bytes = h.nx * dtype.itemsize
+        chunks = [
+            self._read_at(h.data_offset + (section * h.ny + row) * row_bytes, row_bytes)
+            for section in sections.tolist()
+            for row in rows.tolist()
+        ]
+        values = np.frombuffer(b"".join(chunks), dtype=dtype)
+        return values.reshape(len(sections), len(rows), h.nx)
+
+    def _read_at(self, offset: int, n: int) -> bytes:
+        if hasattr(os, "pread"):
+            return os.pread(self._raw_file.fileno(), n, offset)
+        self._raw_file.seek(offset)
+        return self._raw_file.read(n)
 
     def _truncated(self, expected: int, available: int) -> FileFormatError:
         if available == 0:
