@@ -1,0 +1,345 @@
+"""The Measure dock widget: SEI thickness overlays, dendrite/particle table, plots, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Labels
+from napari.utils.notifications import show_info
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..errors import CryoliError
+from ..jobs import Progress
+from ..measure.overlays import MeasuredOverlays, measure_with_overlays
+from ..measure.plots import compare_conditions, lih_fraction_per_dendrite, thickness_histograms
+from ..measure.report import MeasureSettings, read_report, write_report
+from . import layers as L
+from .figures import FigurePanel
+from .pickers import LayerPicker
+from .worker import report_error, start_job
+
+if TYPE_CHECKING:
+    import napari
+
+THICKNESS_IMAGE = "SEI thickness (nm)"
+THICKNESS_SURFACE = "SEI thickness on metal surface (nm)"
+DENDRITES = "dendrites"
+TABLE_COLUMNS = ("object", "id", "volume (nm³)", "LiH fraction", "diameter (nm)",
+                 "SEI on Li (nm)", "SEI on LiH (nm)")
+
+
+class MeasureWidget(QWidget):
+    """Measure a segmentation in a worker and show the results as layers, a table and plots."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.result: MeasuredOverlays | None = None
+        self._source: Labels | None = None
+        self._job = None
+
+        self.labels_picker = LayerPicker(napari_viewer, Labels, self)
+        self.threshold = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=500.0, value=20.0)
+        self.threshold.setSuffix(" nm")
+        self.threshold.setToolTip("SEI thicker than this at a point counts as extended SEI")
+        self.measure_button = QPushButton("Measure")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%p%  %v/%m")
+        self.summary = QLabel("Pick a segmentation (prediction or labels) and press Measure.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSortingEnabled(False)
+        self.table.setMinimumHeight(140)
+
+        self.histogram_panel = FigurePanel()
+        self.fraction_panel = FigurePanel()
+        self.plots = QTabWidget()
+        self.plots.addTab(self.histogram_panel, "SEI thickness: Li vs LiH")
+        self.plots.addTab(self.fraction_panel, "LiH fraction per dendrite")
+
+        self.export_json_button = QPushButton("Export JSON…")
+        self.export_csv_button = QPushButton("Export CSV…")
+        self.compare_button = QPushButton("Compare reports…")
+        for button in (self.export_json_button, self.export_csv_button):
+            button.setEnabled(False)
+
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        form.addRow("Segmentation", self.labels_picker)
+        form.addRow("Extended SEI above", self.threshold)
+        layout.addLayout(form)
+        row = QHBoxLayout()
+        row.addWidget(self.measure_button)
+        row.addWidget(self.stop_button)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.plots, 2)
+        row = QHBoxLayout()
+        row.addWidget(self.export_json_button)
+        row.addWidget(self.export_csv_button)
+        row.addWidget(self.compare_button)
+        layout.addLayout(row)
+
+        self.measure_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.table.itemSelectionChanged.connect(self._on_row_selected)
+        self.export_json_button.clicked.connect(lambda: self._export("json"))
+        self.export_csv_button.clicked.connect(lambda: self._export("csv"))
+        self.compare_button.clicked.connect(self._compare_dialog)
+
+    # --- running ----------------------------------------------------------------------------
+
+    def start(self) -> Any:
+        """Measure the picked segmentation in a worker; returns the job handle (None if refused)."""
+        layer = self.labels_picker.layer()
+        if layer is None:
+            show_info("Pick a segmentation layer to measure")
+            return None
+        if layer.data.ndim != 3:
+            report_error(CryoliError("measurements need a 3D segmentation"), "Measure")
+            return None
+        try:
+            settings = MeasureSettings(extended_threshold_nm=self.threshold.value())
+        except CryoliError as e:
+            report_error(e, "Measure")
+            return None
+        labels = np.array(layer.data, dtype=np.uint8)  # the worker gets its own copy
+        voxel = L.voxel_size_nm(layer)
+        self._source = layer
+        self._job = start_job(
+            self.viewer,
+            "Measurement",
+            lambda stop: measure_with_overlays(labels, voxel, settings, stop),
+            on_progress=self._on_progress,
+            on_result=self.show_result,
+            on_finish=self._on_finish,
+        )
+        if self._job is not None:
+            self.measure_button.setEnabled(False)
+            self.stop_button.setEnabled(True)
+            self.progress.setValue(0)
+        return self._job
+
+    def stop(self) -> None:
+        if self._job is not None:
+            self._job.stop()
+
+    def _on_progress(self, p: Progress) -> None:
+        self.progress.setMaximum(max(p.total, 1))
+        self.progress.setValue(p.done)
+        self.progress.setFormat(f"%p%  {p.message}")
+
+    def _on_finish(self) -> None:
+        self._job = None
+        self.measure_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+
+    # --- results ----------------------------------------------------------------------------
+
+    def show_result(self, result: MeasuredOverlays) -> None:
+        """Put a measurement into layers, the table and the plots (GUI thread)."""
+        self.result = result
+        report = result.report
+        if report.stopped:
+            self.summary.setText("Stopped: nothing measured.")
+            return
+        source = self._source
+        grid = {"scale": source.scale, "translate": source.translate} if source else {}
+        self._replace_layers(result, grid)
+        data = report.to_dict()
+        self.summary.setText(_summary_text(data))
+        self._fill_table(data)
+        self.histogram_panel.show_figure(thickness_histograms(report))
+        self.fraction_panel.show_figure(lih_fraction_per_dendrite(report))
+        for button in (self.export_json_button, self.export_csv_button):
+            button.setEnabled(True)
+
+    def _replace_layers(self, result: MeasuredOverlays, grid: dict) -> None:
+        for name in (THICKNESS_IMAGE, THICKNESS_SURFACE, DENDRITES):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+        report = result.report
+        if report.dendrite_ids is not None:
+            self.viewer.add_labels(report.dendrite_ids, name=DENDRITES, opacity=0.4,
+                                   visible=False, **grid)
+        if result.thickness_image is None:
+            return
+        finite = result.thickness_image[np.isfinite(result.thickness_image)]
+        top = float(np.percentile(finite, 98)) if finite.size else 1.0
+        limits = (0.0, max(top, 1.0))
+        self.viewer.add_image(
+            result.thickness_image, name=THICKNESS_IMAGE, colormap="turbo",
+            contrast_limits=limits, blending="translucent", interpolation2d="nearest", **grid,
+        ).colorbar.visible = True
+        vertices, faces, values = result.mesh
+        if len(faces):
+            surface = self.viewer.add_surface(
+                (vertices, faces, values), name=THICKNESS_SURFACE, colormap="turbo",
+                contrast_limits=limits, **grid,
+            )
+            surface.visible = self.viewer.dims.ndisplay == 3
+
+    def _rows(self, data: dict) -> list[dict]:
+        rows = []
+        for d in data.get("dendrites", []):
+            sei = d.get("sei_thickness_nm", {})
+            rows.append({
+                "object": "dendrite", "id": d["id"], "volume": d.get("volume_nm3"),
+                "lih": d.get("lih_volume_fraction"), "diameter": d.get("diameter_nm"),
+                "on_li": sei.get("on_Li", {}).get("median"),
+                "on_lih": sei.get("on_LiH", {}).get("median"),
+                "centroid_nm": d.get("centroid_nm"),
+            })
+        for i, p in enumerate(data.get("cu_particles", []), start=1):
+            rows.append({
+                "object": "Cu particle", "id": p.get("id", i), "volume": p.get("volume_nm3"),
+                "lih": None, "diameter": p.get("equivalent_diameter_nm"), "on_li": None,
+                "on_lih": None, "centroid_nm": p.get("centroid_nm"),
+            })
+        return rows
+
+    def _fill_table(self, data: dict) -> None:
+        self._table_rows = self._rows(data)
+        self.table.setRowCount(len(self._table_rows))
+        keys = ("object", "id", "volume", "lih", "diameter", "on_li", "on_lih")
+        for r, row in enumerate(self._table_rows):
+            for c, key in enumerate(keys):
+                item = QTableWidgetItem(_fmt(row[key], key))
+                if key != "object":
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+
+    def _on_row_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.focus_row(rows[0].row())
+
+    def focus_row(self, index: int) -> None:
+        """Centre the view on a table row's object and select it."""
+        row = self._table_rows[index]
+        centroid = row.get("centroid_nm")
+        if centroid is None:
+            return
+        translate = np.asarray(self._source.translate) if self._source is not None else 0.0
+        world = np.asarray(centroid, dtype=float) + translate
+        dims = self.viewer.dims
+        point = list(dims.point)
+        for axis in dims.not_displayed:
+            point[axis] = world[axis]
+        dims.point = point
+        self.viewer.camera.center = tuple(world[list(dims.displayed)])
+        if row["object"] == "dendrite" and DENDRITES in self.viewer.layers:
+            layer = self.viewer.layers[DENDRITES]
+            layer.visible = True
+            layer.selected_label = int(row["id"])
+            layer.show_selected_label = True
+        elif DENDRITES in self.viewer.layers:
+            self.viewer.layers[DENDRITES].show_selected_label = False
+
+    # --- export and comparison --------------------------------------------------------------
+
+    def export(self, json_path: str | Path | None = None, csv_path: str | Path | None = None) -> None:
+        """Write the report JSON and/or the dendrite CSV (atomic)."""
+        if self.result is None:
+            return
+        data = self.result.report.to_dict()
+        if json_path is not None:
+            write_report(data, json_path)
+        if csv_path is not None:
+            from ..io.atomic import atomic_write_bytes
+            from ..measure.report import dendrite_table
+
+            atomic_write_bytes(csv_path, dendrite_table(data).encode())
+
+    def _export(self, kind: str) -> None:
+        filters = {"json": "Report (*.json)", "csv": "Dendrite table (*.csv)"}
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind.upper()}", "", filters[kind])
+        if not path:
+            return
+        try:
+            self.export(**{f"{kind}_path": path})
+        except (CryoliError, OSError) as e:
+            report_error(e, "Export")
+        else:
+            show_info(f"Wrote {path}")
+
+    def compare(self, paths: list[str | Path]) -> QDialog | None:
+        """Show saved reports side by side (LiH fraction, SEI on Li vs LiH) in a dialog."""
+        try:
+            reports = {Path(p).stem: read_report(p) for p in paths}
+        except CryoliError as e:
+            report_error(e, "Compare")
+            return None
+        if self.result is not None and not self.result.report.stopped:
+            reports.setdefault("current", self.result.report.to_dict())
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Compare conditions")
+        panel = FigurePanel(compare_conditions(reports))
+        QVBoxLayout(dialog).addWidget(panel)
+        dialog.panel = panel
+        dialog.resize(1000, 420)
+        dialog.show()
+        return dialog
+
+    def _compare_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Reports to compare", "", "Reports (*.json)")
+        if paths:
+            self.compare(paths)
+
+
+def _fmt(value: Any, key: str) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    if key == "volume":
+        return f"{value:,.0f}"
+    if key == "lih":
+        return f"{value:.3f}"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _summary_text(data: dict) -> str:
+    sei = data.get("sei_thickness_nm", {})
+    frac = data.get("lih_volume_fraction")
+    parts = [
+        f"{_count(len(data.get('dendrites', [])), 'dendrite')}, "
+        f"{_count(len(data.get('cu_particles', [])), 'Cu particle')}; LiH fraction {_fmt(frac, 'lih')}",
+        f"SEI median {_fmt(sei.get('median'), 'x')} nm (on Li {_fmt(sei.get('on_Li', {}).get('median'), 'x')},"
+        f" on LiH {_fmt(sei.get('on_LiH', {}).get('median'), 'x')})",
+    ]
+    parts += data.get("notes", [])
+    return "\n".join(parts)
