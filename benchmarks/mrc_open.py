@@ -115,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     expected = 1024 + int(np.prod(SHAPE)) * 4
     if not (args.path.exists() and args.path.stat().st_size == expected):
         seconds = write_test_file(args.path)
-        print(f"wrote {args.path} ({expected / 2**30:.2f} GiB) in {seconds:.1f} s "
-              f"({expected / 2**20 / seconds:.0f} MiB/s, open_mrc_for_writing)")
+        print(
+            f"wrote {args.path} ({expected / 2**30:.2f} GiB) in {seconds:.1f} s "
+            f"({expected / 2**20 / seconds:.0f} MiB/s, open_mrc_for_writing)"
+        )
     try:
         results: dict[str, list[dict]] = {m: [] for m in METHODS}
         for _ in range(args.repeats):
@@ -137,14 +139,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{method:<22}{s['open_s']:>10.4f}{s['slice_s']:>16.4f}{s['rss_mib']:>24.1f}")
     ours = summary["read_mrc"]
     print("\nratios (median of runs):")
-    print(f"  mrcfile.mmap / read_mrc, open+slice:   "
-          f"{summary['mrcfile.mmap']['slice_s'] / ours['slice_s']:.2f}x")
-    print(f"  mrcfile.open / read_mrc, open+slice:   "
-          f"{summary['mrcfile.open']['slice_s'] / ours['slice_s']:.1f}x")
-    print(f"  mrcfile.read / read_mrc, open+slice:   "
-          f"{summary['mrcfile.read']['slice_s'] / ours['slice_s']:.1f}x")
-    print(f"  mrcfile.read / read_mrc(mmap=False):   "
-          f"{summary['mrcfile.read']['slice_s'] / summary['read_mrc(mmap=False)']['slice_s']:.2f}x")
+    print(
+        f"  mrcfile.mmap / read_mrc, open+slice:   "
+        f"{summary['mrcfile.mmap']['slice_s'] / ours['slice_s']:.2f}x"
+    )
+    print(
+        f"  mrcfile.open / read_mrc, open+slice:   "
+        f"{summary['mrcfile.open']['slice_s'] / ours['slice_s']:.1f}x"
+    )
+    print(
+        f"  mrcfile.read / read_mrc, open+slice:   "
+        f"{summary['mrcfile.read']['slice_s'] / ours['slice_s']:.1f}x"
+    )
+    print(
+        f"  mrcfile.read / read_mrc(mmap=False):   "
+        f"{summary['mrcfile.read']['slice_s'] / summary['read_mrc(mmap=False)']['slice_s']:.2f}x"
+    )
     print(json.dumps({"shape": SHAPE, "repeats": args.repeats, "median": summary}))
     return 0
 

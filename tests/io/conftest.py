@@ -56,7 +56,9 @@ def mrc_bytes(
         raw[152:160] = np.array(imod, dtype=f"{byte_order}i4").tobytes()
     if nint_nreal is not None:
         raw[128:132] = np.array(nint_nreal, dtype=f"{byte_order}i2").tobytes()
-    body = data.astype(data.dtype.newbyteorder(byte_order)).tobytes() if payload is None else payload
+    body = (
+        data.astype(data.dtype.newbyteorder(byte_order)).tobytes() if payload is None else payload
+    )
     return bytes(raw) + ext + body
 
 

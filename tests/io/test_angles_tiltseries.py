@@ -98,8 +98,9 @@ def test_explicit_angle_file_wins_and_disagreement_is_reported(tmp_path: Path) -
     write_angles(tmp_path / "refined.tlt", refined)
     back = read_tilt_series(tmp_path / "ts.mrc", tmp_path / "refined.tlt")
     np.testing.assert_allclose(back.angles_deg, refined, atol=1e-3)
-    assert any("differs from the angles in ts.mrc's header by up to 0.70°" in w
-               for w in back.warnings)
+    assert any(
+        "differs from the angles in ts.mrc's header by up to 0.70°" in w for w in back.warnings
+    )
 
 
 def test_angles_from_a_file_beside_the_stack(tmp_path: Path) -> None:

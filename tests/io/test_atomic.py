@@ -37,10 +37,9 @@ def test_new_files_get_ordinary_permissions(tmp_path: Path) -> None:
 def test_error_inside_the_block_keeps_the_old_file(tmp_path: Path) -> None:
     path = tmp_path / "labels.mrc"
     path.write_bytes(b"precious")
-    with pytest.raises(ValueError):
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(b"half")
-            raise ValueError("interrupted")
+    with pytest.raises(ValueError), atomic_path(path) as tmp:
+        tmp.write_bytes(b"half")
+        raise ValueError("interrupted")
     assert path.read_bytes() == b"precious"
     assert _entries(tmp_path) == ["labels.mrc"]
 
@@ -87,7 +86,7 @@ class _FillingDisk:
     """A file whose disk fills after ``room`` bytes: the rest of a write fails with ENOSPC."""
 
     def __init__(self, path, mode: str, room: int) -> None:
-        self._file = open(path, mode)
+        self._file = open(path, mode)  # noqa: SIM115 (closed by __exit__, like a real file)
         self.room = room
         self.written = 0
 

@@ -42,15 +42,24 @@ def mrc_files(draw) -> tuple[str, bytes]:
     axis_map = mostly(draw, st.permutations([1, 2, 3]), st.tuples(small, small, small))
     grid = tuple(mostly(draw, size, small) for _ in range(3))
     fields = {
-        "nx": nx, "ny": ny, "nz": nz, "mode": mode,
-        "nxstart": draw(st.integers(-50, 50)), "nystart": draw(st.integers(-50, 50)),
+        "nx": nx,
+        "ny": ny,
+        "nz": nz,
+        "mode": mode,
+        "nxstart": draw(st.integers(-50, 50)),
+        "nystart": draw(st.integers(-50, 50)),
         "nzstart": draw(st.integers(-50, 50)),
-        "mx": grid[0], "my": grid[1], "mz": grid[2],
+        "mx": grid[0],
+        "my": grid[1],
+        "mz": grid[2],
         "cella": tuple(
             mostly(draw, st.floats(0.5, 50.0, width=32), floats32) * max(g, 1) for g in grid
         ),
-        "mapc": axis_map[0], "mapr": axis_map[1], "maps": axis_map[2],
-        "dmin": draw(floats32), "dmax": draw(floats32),
+        "mapc": axis_map[0],
+        "mapr": axis_map[1],
+        "maps": axis_map[2],
+        "dmin": draw(floats32),
+        "dmax": draw(floats32),
         "ispg": draw(st.sampled_from([0, 1, 1, 401, 630, -1, 9999])),
         "nsymbt": mostly(draw, st.just(0), st.sampled_from([128, 160, 256, 2048, -4, 10**9])),
         "exttyp": draw(st.sampled_from([b"", b"FEI1", b"FEI2", b"SERI", b"CCP4", b"\xff\xfe"])),

@@ -169,8 +169,12 @@ def test_bad_write_requests_raise_input_error(tmp_path: Path, kwargs, message) -
 
 
 def test_extra_labels_are_kept(tmp_path: Path) -> None:
-    write_mrc(tmp_path / "v.mrc", _random(np.float32), voxel_size_nm=1.0,
-              extra_labels=["predicted by model A", "seed 3"])
+    write_mrc(
+        tmp_path / "v.mrc",
+        _random(np.float32),
+        voxel_size_nm=1.0,
+        extra_labels=["predicted by model A", "seed 3"],
+    )
     labels = read_mrc(tmp_path / "v.mrc").header["labels"]
     assert labels[1:] == ["predicted by model A", "seed 3"]
 
@@ -216,10 +220,12 @@ def test_streamed_write_on_error_keeps_the_old_file(tmp_path: Path) -> None:
     path = tmp_path / "prediction.mrc"
     write_mrc(path, np.ones((2, 2, 2), np.uint8), voxel_size_nm=1.0)
     before = path.read_bytes()
-    with pytest.raises(RuntimeError, match="boom"):
-        with open_mrc_for_writing(path, (6, 7, 8), np.uint8, voxel_size_nm=1.0) as out:
-            out[:3] = 9
-            raise RuntimeError("boom")
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        open_mrc_for_writing(path, (6, 7, 8), np.uint8, voxel_size_nm=1.0) as out,
+    ):
+        out[:3] = 9
+        raise RuntimeError("boom")
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prediction.mrc"]
 
@@ -233,10 +239,25 @@ def test_streamed_write_discarded_quietly(tmp_path: Path) -> None:
 
 
 def test_streamed_write_refuses_unsupported_requests(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="float64"):
-        with open_mrc_for_writing(tmp_path / "p.mrc", (2, 2, 2), np.float64, voxel_size_nm=1):
-            pass
-    with pytest.raises(InputError, match="compressed"):
-        with open_mrc_for_writing(tmp_path / "p.mrc.gz", (2, 2, 2), np.uint8, voxel_size_nm=1):
-            pass
+    with (
+        pytest.raises(InputError, match="float64"),
+        open_mrc_for_writing(tmp_path / "p.mrc", (2, 2, 2), np.float64, voxel_size_nm=1),
+    ):
+        pass
+    with (
+        pytest.raises(InputError, match="compressed"),
+        open_mrc_for_writing(tmp_path / "p.mrc.gz", (2, 2, 2), np.uint8, voxel_size_nm=1),
+    ):
+        pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_overwriting_the_file_being_read(tmp_path: Path) -> None:
+    """Saving over the file a layer is mapped from: the rename leaves the old mapping intact."""
+    path = tmp_path / "seg.mrc"
+    write_mrc(path, np.full((4, 5, 6), 2, np.uint8), voxel_size_nm=VOXEL)
+    mapped = read_labels(path)
+    assert isinstance(mapped.data, np.memmap)
+    write_mrc(path, mapped.data + 1, voxel_size_nm=mapped.voxel_size_nm, labels=True)
+    assert int(mapped.data.max()) == 2  # the old mapping still reads the old inode
+    assert int(read_labels(path).data.max()) == 3

@@ -77,7 +77,9 @@ def serialem_tilt_header(angles_deg: np.ndarray) -> tuple[bytes, int, int]:
 # --- layouts -----------------------------------------------------------------------------------
 
 
-def _old_fei(ext: bytes, n: int, byte_order: str) -> tuple[SectionMetadata | None, tuple[str, ...]]:
+def _old_fei(
+    ext: bytes, n: int, byte_order: str
+) -> tuple[SectionMetadata | None, tuple[str, ...]]:
     n_records = len(ext) // OLD_FEI_RECORD_BYTES
     records = np.frombuffer(ext, dtype=f"{byte_order}f4").reshape(n_records, 32)
     pixel_m = records[:, OLD_FEI_PIXEL_SIZE].astype(np.float64)
@@ -88,10 +90,11 @@ def _old_fei(ext: bytes, n: int, byte_order: str) -> tuple[SectionMetadata | Non
     if n_good == 0:
         return None, ()
     if n_records < n or n_good < n:
-        return None, (
+        warning = (
             f"the FEI extended header describes only {n_good} of {n} sections; its tilt angles "
-            "and pixel size are ignored",
+            "and pixel size are ignored"
         )
+        return None, (warning,)
     return _metadata("FEI (old)", tilt[:n], pixel_m[:n])
 
 
@@ -145,11 +148,12 @@ def _metadata(
         pixel_nm = float(np.median(pixel_m)) * 1e9
         spread = float(np.ptp(pixel_m)) * 1e9
         if spread > 1e-3 * pixel_nm:
-            warnings = (
+            warning = (
                 f"the {layout} extended header gives pixel sizes from "
                 f"{float(pixel_m.min()) * 1e9:.4g} to {float(pixel_m.max()) * 1e9:.4g} nm; "
-                f"using the median, {pixel_nm:.4g} nm",
+                f"using the median, {pixel_nm:.4g} nm"
             )
+            warnings = (warning,)
     angles = None if tilt is None else tuple(float(a) for a in tilt)
     return SectionMetadata(layout, angles, pixel_nm), warnings
 
@@ -158,4 +162,3 @@ def _plausible_pixel_m(pixel_m: np.ndarray) -> np.ndarray:
     lo, hi = _PIXEL_SIZE_RANGE_M
     with np.errstate(invalid="ignore"):
         return np.isfinite(pixel_m) & (pixel_m > lo) & (pixel_m < hi)
-

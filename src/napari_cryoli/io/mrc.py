@@ -19,7 +19,7 @@ import os
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -92,7 +92,7 @@ def read_mrc(path: str | os.PathLike, *, mmap: bool = True) -> Volume:
     """
     path = Path(path)
     try:
-        with _DataSource(path) as source:
+        with _open_source(path) as source:
             return _read(source, mmap=mmap)
     except OSError as e:
         raise FileFormatError(f"could not read {path}: {e.strerror or e}") from e
@@ -106,7 +106,7 @@ def read_labels(path: str | os.PathLike) -> Volume:
     if data.dtype == np.uint8:
         return volume
     if data.dtype == np.int8:
-        return _replace(volume, data=data.view(np.uint8))
+        return replace(volume, data=data.view(np.uint8))
     if data.dtype.kind not in "iu":
         raise FileFormatError(
             f"{name} holds {data.dtype} values (MRC mode {volume.header['mode']}), not labels"
@@ -115,7 +115,7 @@ def read_labels(path: str | os.PathLike) -> Volume:
     if lo < 0 or hi > 255:
         raise FileFormatError(f"{name} holds values {lo}…{hi}, not label ids 0–255")
     warning = f"labels stored as {data.dtype} (MRC mode {volume.header['mode']}); read as 8-bit"
-    return _replace(
+    return replace(
         volume, data=np.asarray(data, dtype=np.uint8), warnings=(*volume.warnings, warning)
     )
 
@@ -151,7 +151,7 @@ def _read(source: _DataSource, *, mmap: bool) -> Volume:
     warnings += meta_warnings
 
     raw = source.read_data(h, signed=signed, mmap=mmap)
-    data, data_warnings = _native(raw, h, name)
+    data, data_warnings = _native(raw, h)
     warnings += data_warnings
     perm, axes_valid = hdr.axis_permutation(h)
     if not axes_valid:
@@ -165,7 +165,7 @@ def _read(source: _DataSource, *, mmap: bool) -> Volume:
     kind = _kind(source.path, data.shape, h, tilt)
     if kind == "image":
         data = data[0]
-    spacing_nm, spacing_warnings = _voxel_size_nm(h, kind, meta, name)
+    spacing_nm, spacing_warnings = _voxel_size_nm(h, kind, meta)
     warnings += spacing_warnings
     origin_nm, origin_warnings = _origin_nm(h, kind, perm, spacing_nm)
     warnings += origin_warnings
@@ -202,7 +202,7 @@ def _old_writer_warning(h: hdr.MrcHeader) -> str:
     return f"written by an old program ({', '.join(problems)}); opened permissively"
 
 
-def _native(raw: np.ndarray, h: hdr.MrcHeader, name: str) -> tuple[np.ndarray, list[str]]:
+def _native(raw: np.ndarray, h: hdr.MrcHeader) -> tuple[np.ndarray, list[str]]:
     """Data in native byte order; complex modes become their magnitude."""
     warnings = []
     if h.mode in hdr.COMPLEX_MODES:
@@ -221,7 +221,9 @@ def _native(raw: np.ndarray, h: hdr.MrcHeader, name: str) -> tuple[np.ndarray, l
     return raw, warnings
 
 
-def _kind(path: Path, shape: tuple[int, ...], h: hdr.MrcHeader, tilt) -> Kind:
+def _kind(
+    path: Path, shape: tuple[int, ...], h: hdr.MrcHeader, tilt: tuple[float, ...] | None
+) -> Kind:
     if shape[0] == 1:
         return "image"
     if _plain_suffix(path) in STACK_SUFFIXES:
@@ -232,7 +234,7 @@ def _kind(path: Path, shape: tuple[int, ...], h: hdr.MrcHeader, tilt) -> Kind:
 
 
 def _voxel_size_nm(
-    h: hdr.MrcHeader, kind: Kind, meta: SectionMetadata | None, name: str
+    h: hdr.MrcHeader, kind: Kind, meta: SectionMetadata | None
 ) -> tuple[tuple[float, ...], list[str]]:
     """Spacing per axis of the data, in nm, with a warning for each value not in the header."""
     sx, sy, sz = h.spacing_xyz()
@@ -242,7 +244,8 @@ def _voxel_size_nm(
     placeholder = [axis for axis, s in spatial.items() if not math.isfinite(s) or s == 1.0]
     if fei_nm is not None and placeholder:
         header_says = ", ".join(
-            f"{axis} {'none' if not math.isfinite(spatial[axis]) else '1 Å'}" for axis in placeholder
+            f"{axis} {'none' if not math.isfinite(spatial[axis]) else '1 Å'}"
+            for axis in placeholder
         )
         warnings.append(
             f"pixel size {fei_nm:.4g} nm taken from the {meta.layout} extended header (the main "
@@ -259,8 +262,7 @@ def _voxel_size_nm(
             warnings.append(f"no voxel size along {axis} in the header; assuming 1 nm")
     if fei_nm is None and all(s == 1.0 for s in spatial.values()):
         warnings.append(
-            "the voxel size is exactly 1 Å, which many programs write when it is unknown; "
-            "check it"
+            "the voxel size is exactly 1 Å, which many programs write when it is unknown; check it"
         )
     if kind == "volume":
         return (nm["z"], nm["y"], nm["x"]), warnings
@@ -329,46 +331,47 @@ def _spread(n: int, k: int) -> np.ndarray:
 # --- where the bytes come from -----------------------------------------------------------------
 
 
+@contextmanager
+def _open_source(path: Path) -> Iterator[_DataSource]:
+    """Open ``path`` for reading, decompressing gzip/bzip2 on the fly."""
+    if not path.exists():
+        raise FileFormatError(f"{path} does not exist")
+    if path.is_dir():
+        raise FileFormatError(f"{path} is a folder, not an MRC file")
+    size = path.stat().st_size
+    if size == 0:
+        raise FileFormatError(f"{path.name} is empty")
+    with open(path, "rb") as raw_file:
+        compression = _compression(path, raw_file.read(3))
+        raw_file.seek(0)
+        if compression is None:
+            yield _DataSource(path, raw_file, raw_file, None, size)
+            return
+        if compression == "gzip":
+            stream: BinaryIO = gzip.GzipFile(fileobj=raw_file, mode="rb")
+        else:
+            stream = bz2.BZ2File(raw_file, mode="rb")
+        with stream:
+            yield _DataSource(path, stream, raw_file, compression, None)
+
+
 class _DataSource:
     """An MRC file on disk or in a gzip/bzip2 stream, read front to back."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        stream: BinaryIO,
+        raw_file: BinaryIO,
+        compression: str | None,
+        size: int | None,
+    ) -> None:
         self.path = path
         self.name = path.name
-        self._file: BinaryIO | None = None
-        self.size: int | None = None
-        self.compression: str | None = None
-
-    def __enter__(self) -> _DataSource:
-        path = self.path
-        if not path.exists():
-            raise FileFormatError(f"{path} does not exist")
-        if path.is_dir():
-            raise FileFormatError(f"{path} is a folder, not an MRC file")
-        size = path.stat().st_size
-        if size == 0:
-            raise FileFormatError(f"{self.name} is empty")
-        f = open(path, "rb")
-        try:
-            self.compression = _compression(path, f.read(3))
-        except BaseException:
-            f.close()
-            raise
-        f.seek(0)
-        self._raw_file = f
-        if self.compression == "gzip":
-            self._file = gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[assignment]
-        elif self.compression == "bzip2":
-            self._file = bz2.BZ2File(f, mode="rb")  # type: ignore[assignment]
-        else:
-            self._file = f
-            self.size = size
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._file is not self._raw_file:
-            self._file.close()  # type: ignore[union-attr]
-        self._raw_file.close()
+        self._file = stream
+        self._raw_file = raw_file
+        self.compression = compression
+        self.size = size  # known for uncompressed files only
 
     def read_header(self) -> bytes:
         raw = self._read(hdr.HEADER_BYTES)
@@ -395,8 +398,10 @@ class _DataSource:
             if available < expected:
                 raise self._truncated(expected, max(available, 0))
             if mmap:
-                return np.memmap(self.path, dtype=dtype, mode="r", offset=h.data_offset, shape=shape)
-            self._file.seek(h.data_offset)  # type: ignore[union-attr]
+                return np.memmap(
+                    self.path, dtype=dtype, mode="r", offset=h.data_offset, shape=shape
+                )
+            self._file.seek(h.data_offset)
             array = np.fromfile(self._file, dtype=dtype, count=count)
             if array.size < count:
                 raise self._truncated(expected, array.nbytes)
@@ -441,7 +446,7 @@ class _DataSource:
         buffer = bytearray()
         try:
             while len(buffer) < n:
-                chunk = self._file.read(min(CHUNK_BYTES, n - len(buffer)))  # type: ignore[union-attr]
+                chunk = self._file.read(min(CHUNK_BYTES, n - len(buffer)))
                 if not chunk:
                     break
                 buffer += chunk
@@ -474,12 +479,6 @@ def _plain_suffix(path: Path) -> str:
     if suffixes and suffixes[-1] in COMPRESSED_SUFFIXES:
         suffixes.pop()
     return suffixes[-1] if suffixes else ""
-
-
-def _replace(volume: Volume, **changes) -> Volume:
-    from dataclasses import replace
-
-    return replace(volume, **changes)
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -538,14 +537,23 @@ def write_mrc(
     uint16 -> 6, float16 -> 12; float64 is stored as float32. ``labels`` (default: True for
     uint8/bool data) marks the file as a label volume; integer labels must be ids 0-255.
     ``kind`` defaults to "image" for 2D and "volume" for 3D data; a "stack" may carry
-    ``tilt_angles_deg`` (stored in a SerialEM-style extended header that IMOD also reads).
-    A name ending in .gz or .bz2 is compressed.
+    ``tilt_angles_deg`` (stored in a SerialEM-style extended header that IMOD also reads), which
+    is how a .mrc stack reads back as a stack; without angles, give it a stack suffix (.st, .mrcs,
+    .ali). A name ending in .gz or .bz2 is compressed.
     """
     path = Path(path)
     data = _writable_array(data, labels)
     labels = bool(labels) if labels is not None else data.dtype == np.uint8
-    plan = _plan(data.shape, data.dtype, voxel_size_nm, origin_nm, labels, extra_labels, kind,
-                 tilt_angles_deg)
+    plan = _plan(
+        data.shape,
+        data.dtype,
+        voxel_size_nm,
+        origin_nm,
+        labels,
+        extra_labels,
+        kind,
+        tilt_angles_deg,
+    )
     stats = _stats(data)
     opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix.lower(), open)
     with atomic_path(path) as tmp:
@@ -580,8 +588,10 @@ def open_mrc_for_writing(
     path = Path(path)
     dtype = np.dtype(dtype)
     if dtype not in WRITE_MODES:
-        raise InputError(f"cannot stream {dtype} data to an MRC file; use one of "
-                         f"{', '.join(str(d) for d in WRITE_MODES)}")
+        raise InputError(
+            f"cannot stream {dtype} data to an MRC file; use one of "
+            f"{', '.join(str(d) for d in WRITE_MODES)}"
+        )
     if path.suffix.lower() in COMPRESSED_SUFFIXES:
         raise InputError(f"cannot stream into a compressed file ({path.name}); write .mrc")
     shape = tuple(int(n) for n in shape)
