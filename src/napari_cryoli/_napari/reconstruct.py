@@ -1,0 +1,183 @@
+"""The Reconstruct dock widget: weighted back-projection of a tilt series into a tomogram layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image
+from napari.utils.notifications import show_info
+from qtpy.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..contrast import percentile_limits
+from ..errors import CryoliError, InputError
+from ..jobs import Progress
+from . import layers as L
+from .pickers import LayerPicker
+from .worker import report_error, start_job
+
+if TYPE_CHECKING:
+    import napari
+
+    from ..tomo.wbp import Reconstruction
+
+
+def layer_angles(layer: Image, angle_file: str) -> np.ndarray:
+    """Tilt angles for a tilt-series layer: the angle file if given, else those the file carried."""
+    from ..io.angles import find_angle_file, read_angles
+
+    n = layer.data.shape[0]
+    if angle_file:
+        return read_angles(angle_file, n_expected=n)
+    carried = layer.metadata.get(L.KEY, {}).get("tilt_angles_deg")
+    if carried:
+        return np.asarray(carried, dtype=float)
+    path = L.source_path(layer)
+    found = find_angle_file(path) if path is not None else None
+    if found is None:
+        raise InputError(f"{layer.name} carries no tilt angles: choose an angle file (.tlt/.rawtlt)")
+    return read_angles(found, n_expected=n)
+
+
+class ReconstructWidget(QWidget):
+    """Pick a tilt series and its angles, set IMOD-like filter options, reconstruct in a worker."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self._job = None
+        self._source: Image | None = None
+
+        self.series_picker = LayerPicker(napari_viewer, Image, self)
+        self.open_button = QPushButton("Open…")
+        self.angle_edit = QLineEdit()
+        self.angle_edit.setPlaceholderText("from the file's header or a .tlt beside it")
+        self.angle_button = QPushButton("Angles…")
+        self.thickness = QSpinBox(minimum=0, maximum=8192, value=0)
+        self.thickness.setSpecialValueText("as wide as the images")
+        self.thickness.setSuffix(" voxels")
+        self.cutoff = QDoubleSpinBox(decimals=3, minimum=0.01, maximum=0.5, singleStep=0.01, value=0.35)
+        self.falloff = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=0.5, singleStep=0.005, value=0.035)
+        self.sirt = QSpinBox(minimum=0, maximum=100, value=0)
+        self.sirt.setSpecialValueText("off")
+        self.run_button = QPushButton("Reconstruct")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.progress = QProgressBar()
+
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        row = QHBoxLayout()
+        row.addWidget(self.series_picker, 1)
+        row.addWidget(self.open_button)
+        form.addRow("Tilt series", row)
+        row = QHBoxLayout()
+        row.addWidget(self.angle_edit, 1)
+        row.addWidget(self.angle_button)
+        form.addRow("Angle file", row)
+        form.addRow("Thickness", self.thickness)
+        form.addRow("Radial cutoff (cycles/px)", self.cutoff)
+        form.addRow("Radial falloff (cycles/px)", self.falloff)
+        form.addRow("SIRT-like iterations", self.sirt)
+        layout.addLayout(form)
+        row = QHBoxLayout()
+        row.addWidget(self.run_button)
+        row.addWidget(self.stop_button)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addStretch(1)
+
+        self.open_button.clicked.connect(self._open_dialog)
+        self.angle_button.clicked.connect(self._angle_dialog)
+        self.run_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+
+    def start(self) -> Any:
+        """Reconstruct the picked tilt series in a worker; returns the job handle or None."""
+        from ..tomo.wbp import WBPSettings, reconstruct
+
+        layer = self.series_picker.layer()
+        if layer is None:
+            show_info("Open a tilt series first")
+            return None
+        try:
+            if layer.data.ndim != 3:
+                raise InputError(f"{layer.name} is not a stack of tilt images")
+            angles = layer_angles(layer, self.angle_edit.text().strip())
+            settings = WBPSettings(
+                thickness=self.thickness.value() or None,
+                radial_cutoff=self.cutoff.value(),
+                radial_falloff=self.falloff.value(),
+                sirt_like_iterations=self.sirt.value(),
+            )
+        except CryoliError as e:
+            report_error(e, "Reconstruct")
+            return None
+        tilts = layer.data  # read-only use in the worker; the job reads rows as it goes
+        self._source = layer
+        self._job = start_job(
+            self.viewer, "Reconstruction", lambda stop: reconstruct(tilts, angles, settings, stop),
+            on_progress=self._on_progress, on_result=self.show_result, on_finish=self._on_finish,
+        )
+        if self._job is not None:
+            self.run_button.setEnabled(False)
+            self.stop_button.setEnabled(True)
+        return self._job
+
+    def stop(self) -> None:
+        if self._job is not None:
+            self._job.stop()
+
+    def _on_progress(self, p: Progress) -> None:
+        self.progress.setMaximum(max(p.total, 1))
+        self.progress.setValue(p.done)
+
+    def _on_finish(self) -> None:
+        self._job = None
+        self.run_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+
+    def show_result(self, result: Reconstruction) -> None:
+        if result.stopped:
+            show_info("Reconstruction stopped: no tomogram added")
+            return
+        source = self._source
+        pixel = float(source.scale[-1])
+        self.viewer.add_image(
+            result.volume,
+            name=f"{source.name.split(' (')[0]} tomogram",
+            scale=(pixel, pixel, pixel),
+            translate=(0.0, *source.translate[-2:]),
+            contrast_limits=percentile_limits(result.volume),
+            metadata={L.KEY: {"path": None, "voxel_size_nm": [pixel] * 3,
+                              "reconstructed_from": str(L.source_path(source) or source.name)}},
+        )
+
+    def _open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open tilt series", "", "Tilt series (*.st *.ali *.mrc *.mrcs *.st.gz)"
+        )
+        if path:
+            try:
+                self.viewer.open(path, plugin="napari-cryoli")
+            except Exception as e:  # napari wraps reader errors in its own type
+                report_error(e.__cause__ or e, "Open")
+
+    def _angle_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Tilt angles", "", "Angle files (*.tlt *.rawtlt);;All files (*)"
+        )
+        if path:
+            self.angle_edit.setText(path)
