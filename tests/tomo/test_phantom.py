@@ -1,0 +1,242 @@
+"""The dendrite phantom: its truths are what its labels contain, and it images like real data."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_cryoli.classes import BACKGROUND, CU, LI, LIH, SEI
+from napari_cryoli.errors import InputError
+from napari_cryoli.jobs import run_job
+from napari_cryoli.tomo.phantom import PhantomSpec, build_specimen, simulate, write_phantom
+
+SMALL = (88, 48, 128)  # 2 nm voxels: room for one 100-110 nm dendrite, quick to build
+
+
+def _specimen(**kwargs):
+    spec = PhantomSpec(**{"shape": SMALL, **kwargs})
+    return spec, build_specimen(spec, np.random.default_rng(spec.seed))
+
+
+@pytest.fixture(scope="module")
+def aged():
+    """A 24 h phantom imaged and reconstructed (the full pipeline, once for several tests)."""
+    return run_job(simulate(PhantomSpec(shape=SMALL, seed=4)))
+
+
+def _runs(row: np.ndarray, value: int) -> list[tuple[int, int]]:
+    """(start, stop) of the runs of ``value`` along a 1D array."""
+    padded = np.concatenate(([False], row == value, [False]))
+    edges = np.flatnonzero(np.diff(padded.astype(int)))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def _shell_widths_beside_metal(labels: np.ndarray, z_axis: int, half: int) -> dict[int, list]:
+    """SEI run lengths (voxels) along x near the axis height, keyed by the metal they touch.
+
+    Rows within ``half`` voxels of the axis cross the shell almost along its normal.
+    """
+    widths: dict[int, list[int]] = {LI: [], LIH: []}
+    for row in labels[z_axis - half : z_axis + half + 1].reshape(-1, labels.shape[-1]):
+        for start, stop in _runs(row, SEI):
+            for neighbour in (start - 1, stop):
+                if 0 <= neighbour < row.size and row[neighbour] in widths:
+                    widths[int(row[neighbour])].append(stop - start)
+    return widths
+
+
+def test_labels_use_the_ontology_and_leave_nothing_unlabelled(aged):
+    assert aged.labels.dtype == np.uint8
+    assert set(np.unique(aged.labels)) <= {BACKGROUND, LI, LIH, CU, SEI}
+    assert not np.any(aged.labels == 0)
+    assert aged.tomogram.shape == aged.labels.shape == SMALL
+    assert aged.tomogram.dtype == np.float32
+    assert aged.voxel_size_nm == (2.0, 2.0, 2.0)
+
+
+def test_lih_fraction_in_the_truth_is_the_fraction_of_the_labels(aged):
+    n_li = np.count_nonzero(aged.labels == LI)
+    n_lih = np.count_nonzero(aged.labels == LIH)
+    truth = aged.truth
+    assert truth["lih_volume_fraction"] == pytest.approx(n_lih / (n_li + n_lih), abs=1e-12)
+    dendrite = truth["dendrites"][0]
+    assert dendrite["lih_volume_fraction"] == pytest.approx(truth["lih_volume_fraction"])
+    assert 0.15 - 0.03 <= dendrite["lih_volume_fraction"] <= 0.35 + 0.01  # the 24 h range
+    assert dendrite["lih_volume_fraction"] == pytest.approx(dendrite["lih_fraction_target"],
+                                                            abs=0.03)
+    assert truth["volumes_nm3"]["LiH"] == n_lih * 8.0
+
+
+def test_lih_is_one_region_inside_the_metal_that_reaches_the_surface(aged):
+    lih = aged.labels == LIH
+    assert ndimage.label(lih)[1] == 1
+    touching = ndimage.binary_dilation(lih) & (aged.labels == SEI)
+    assert np.count_nonzero(touching) > 100  # it has a free surface under the SEI
+
+
+@pytest.mark.parametrize(("t_li", "t_lih"), [(12.0, 12.0), (8.0, 16.0)])
+def test_shell_has_the_set_thickness_on_li_and_on_lih(t_li, t_lih):
+    spec, specimen = _specimen(sei_thickness_nm=t_li, sei_thickness_on_lih_nm=t_lih,
+                               lih_fraction=0.5, seed=2, shape=(96, 48, 128))
+    d = specimen.truth["dendrites"][0]
+    z_axis, half = int(round(d["axis_nm"]["z"] / 2.0)), int(d["diameter_nm"] / 2 / 6 / 2.0)
+    widths = _shell_widths_beside_metal(specimen.labels, z_axis, half)
+    for phase, t in ((LI, t_li), (LIH, t_lih)):
+        assert len(widths[phase]) > 10
+        assert np.mean(widths[phase]) * 2.0 == pytest.approx(t, abs=1.0)  # half a voxel
+    assert specimen.truth["sei_thickness_nm"]["nominal_on_Li"] == t_li
+    assert specimen.truth["sei_thickness_nm"]["nominal_on_LiH"] == t_lih
+
+
+def test_every_metal_surface_is_covered_and_the_shell_rests_on_the_film():
+    spec, specimen = _specimen(aging="fresh", seed=5)
+    labels = specimen.labels
+    metal = (labels == LI) | (labels == LIH) | (labels == CU)
+    assert not np.any(ndimage.binary_dilation(metal) & (labels == BACKGROUND))
+    film_top_voxel = int(round(specimen.truth["film"]["top_nm"] / 2.0 - 0.5))
+    sei_z = np.flatnonzero((labels == SEI).any(axis=(1, 2)))
+    assert sei_z.min() == film_top_voxel + 1  # the lowest SEI sits right on the film
+
+
+def test_fresh_has_no_lih_and_the_preset_shell():
+    spec, specimen = _specimen(aging="fresh")
+    assert not np.any(specimen.labels == LIH)
+    assert specimen.truth["lih_volume_fraction"] == 0.0
+    assert specimen.truth["sei_thickness_nm"]["nominal_on_Li"] == 10.0
+
+
+def test_extended_sei_of_7d_sits_on_li_only():
+    spec, specimen = _specimen(aging="7d", seed=3, shape=(88, 64, 160))
+    labels = specimen.labels
+    extended = specimen.regions["extended SEI"]
+    assert specimen.truth["extended_sei"]["n_clusters"] > 0
+    assert np.count_nonzero(extended) * 8.0 == pytest.approx(
+        specimen.truth["extended_sei"]["volume_nm3"])
+    assert specimen.truth["extended_sei"]["max_extent_nm"] <= 110.0
+    metal = (labels == LI) | (labels == LIH) | (labels == CU)
+    _, nearest = ndimage.distance_transform_edt(~metal, return_indices=True)
+    under = labels[tuple(nearest)][extended]
+    assert np.all(under == LI)
+    # and the SEI over LiH is the compact shell alone
+    depth = ndimage.distance_transform_edt(~metal, sampling=2.0)
+    over_lih = (labels == SEI) & (labels[tuple(nearest)] == LIH)
+    assert depth[over_lih].max() <= 14.0 + 1.0  # from voxel centres: within half a voxel
+
+
+def test_cu_particle_sits_inside_the_metal_next_to_the_lih(aged):
+    (cu,) = aged.truth["cu_particles"]
+    particle = aged.labels == CU
+    assert 8.0 <= cu["radius_nm"] <= 15.0
+    assert np.count_nonzero(particle) * 8.0 == cu["volume_nm3"]
+    assert cu["equivalent_diameter_nm"] == pytest.approx(2 * cu["radius_nm"], rel=0.1)
+    shell = ndimage.binary_dilation(particle) & ~particle
+    assert set(np.unique(aged.labels[shell])) <= {LI, LIH}  # buried in metal
+    gap = ndimage.distance_transform_edt(aged.labels != LIH, sampling=2.0)[particle].min()
+    assert gap <= 8.0
+    centroid = np.argwhere(particle).mean(axis=0) * 2.0
+    assert cu["centroid_nm"] == pytest.approx(list(centroid))
+
+
+def test_no_cu_when_switched_off():
+    spec, specimen = _specimen(cu=False)
+    assert not np.any(specimen.labels == CU)
+    assert specimen.truth["cu_particles"] == []
+
+
+def test_dendrite_diameters_are_in_range_and_as_designed():
+    spec, specimen = _specimen(seed=7, bent=True)
+    (d,) = specimen.truth["dendrites"]
+    assert 100.0 <= d["diameter_nm"] <= 200.0
+    assert d["diameter_measured_nm"] == pytest.approx(d["diameter_nm"], rel=0.03)
+    assert d["bent"]
+
+
+def test_several_dendrites_lie_side_by_side():
+    spec, specimen = _specimen(n_dendrites=2, shape=(88, 32, 192), seed=1)
+    metal = np.isin(specimen.labels, (LI, LIH, CU))
+    assert ndimage.label(metal)[1] == 2
+    xs = [d["axis_nm"]["x"][0] for d in specimen.truth["dendrites"]]
+    assert xs == sorted(xs)  # numbered by increasing x
+
+
+def test_same_seed_same_phantom_other_seed_other_phantom():
+    a = run_job(simulate(PhantomSpec(shape=(88, 24, 128), seed=11)))
+    b = run_job(simulate(PhantomSpec(shape=(88, 24, 128), seed=11)))
+    c = run_job(simulate(PhantomSpec(shape=(88, 24, 128), seed=12)))
+    assert np.array_equal(a.labels, b.labels)
+    assert np.array_equal(a.tomogram, b.tomogram)
+    assert a.truth == b.truth
+    assert not np.array_equal(a.labels, c.labels)
+
+
+def test_lih_is_darker_than_li_in_the_tomogram(aged):
+    """Dense is dark: LiH (0.78 g/cm³) below Li (0.53), both below vacuum, SEI and Cu lower."""
+    tom, labels = aged.tomogram, aged.labels
+    mean = {k: float(tom[labels == k].mean()) for k in (LI, LIH, CU)}
+    assert mean[LIH] < mean[LI] < 0.0
+    assert mean[CU] < mean[LIH]
+    grey = aged.truth["grey_values"]
+    assert grey["mean"]["LiH"] == pytest.approx(mean[LIH])
+    assert grey["mean"]["LiH"] < grey["mean"]["Li"]
+    assert abs(grey["mean"]["vacuum"]) < 0.1
+    assert 0.3 < grey["cnr_lih_li"] < 2.0  # contrast comparable to the noise, as in real data
+
+
+def test_tilt_series_covers_the_tilt_range(aged):
+    assert aged.angles_deg[0] == -60.0 and aged.angles_deg[-1] == 60.0
+    assert len(aged.angles_deg) == 121
+    assert aged.tilt_series.shape == (121, SMALL[1], SMALL[2])
+
+
+def test_stop_before_imaging_returns_a_stopped_phantom():
+    stop = threading.Event()
+    stop.set()
+    phantom = run_job(simulate(PhantomSpec(shape=SMALL), stop=stop))
+    assert phantom.stopped
+    assert np.all(phantom.tomogram == 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"shape": (40, 64, 128)}, "does not fit in 40 voxels"),
+        ({"shape": SMALL, "n_dendrites": 3}, "side by side"),
+        ({"aging": "1y"}, "unknown aging"),
+        ({"shape": (8, 64, 64)}, "at least 16"),
+        ({"lih_fraction": 1.5}, "LiH fraction"),
+        ({"dose_e_per_A2": 0}, "dose"),
+    ],
+)
+def test_impossible_specs_raise_input_error(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        spec = PhantomSpec(**kwargs)
+        build_specimen(spec, np.random.default_rng(0))
+
+
+def test_write_phantom_writes_files_that_read_back(aged, tmp_path):
+    from napari_cryoli.io import read_labels, read_mrc, read_tilt_series
+
+    paths = write_phantom(aged, tmp_path / "out")
+    tomogram = read_mrc(paths["tomogram"])
+    assert tomogram.voxel_size_nm == pytest.approx((2.0, 2.0, 2.0))
+    assert np.array_equal(np.asarray(tomogram.data), aged.tomogram)
+    labels = read_labels(paths["labels"])
+    assert labels.header["mode"] == 0
+    assert np.array_equal(np.asarray(labels.data), aged.labels)
+    assert json.loads(paths["truth"].read_text()) == json.loads(json.dumps(aged.truth))
+    series = read_tilt_series(paths["tilt_series"], paths["angles"])
+    assert series.angles_deg == pytest.approx(aged.angles_deg, abs=1e-3)
+    assert series.pixel_size_nm == pytest.approx(2.0)
+
+
+def test_write_phantom_refuses_a_file_as_folder(aged, tmp_path):
+    from napari_cryoli.errors import FileFormatError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(FileFormatError, match="not a folder"):
+        write_phantom(aged, blocker)
