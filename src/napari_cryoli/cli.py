@@ -60,11 +60,57 @@ def _cmd_measure(args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace, stop: threading.Event) -> int:
-    raise CryoliError("simulate is not available yet")
+    from .tomo.phantom import PhantomSpec, simulate, write_phantom
+
+    given = {
+        "shape": tuple(args.shape) if args.shape else None,
+        "voxel_size_nm": args.voxel_size_nm,
+        "n_dendrites": args.dendrites,
+        "sei_thickness_nm": args.sei_thickness_nm,
+        "lih_fraction": args.lih_fraction,
+        "dose_e_per_A2": args.dose,
+        "tilt_range_deg": args.tilt_range,
+        "tilt_step_deg": args.tilt_step,
+    }
+    spec = PhantomSpec(
+        aging=args.aging, seed=args.seed, bent=args.bent, cu=args.cu,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    phantom = drive(simulate(spec, stop), "simulate")
+    if phantom.stopped:
+        print("napari-cryoli simulate: stopped, nothing written", file=sys.stderr)
+        return 130
+    paths = write_phantom(phantom, args.outdir)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
 
 
 def _cmd_reconstruct(args: argparse.Namespace, stop: threading.Event) -> int:
-    raise CryoliError("reconstruct is not available yet")
+    import numpy as np
+
+    from .io import read_tilt_series, write_mrc
+    from .tomo.wbp import WBPSettings, reconstruct
+
+    series = read_tilt_series(args.tiltseries, args.angles)
+    for warning in series.warnings:
+        print(f"note: {warning}", file=sys.stderr)
+    settings = WBPSettings(
+        thickness=args.thickness,
+        radial_cutoff=args.radial_cutoff,
+        radial_falloff=args.radial_falloff,
+        sirt_like_iterations=args.sirt_like,
+        device=args.device,
+    )
+    # Turning the images by minus the axis angle puts the tilt axis on y (exact for 90° steps).
+    images = np.rot90(series.data, args.tilt_axis_angle // 90, axes=(1, 2))
+    result = drive(reconstruct(images, series.angles_deg, settings, stop), "reconstruct")
+    if result.stopped:
+        print("napari-cryoli reconstruct: stopped, nothing written", file=sys.stderr)
+        return 130
+    pixel = series.pixel_size_nm
+    write_mrc(args.out, result.volume, voxel_size_nm=(pixel, pixel, pixel))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -124,11 +170,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("outdir", type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--aging", choices=("fresh", "24h", "7d"), default="24h")
+    p.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"),
+                   help="size in voxels (default 96 160 160)")
+    p.add_argument("--voxel-size-nm", type=float, help="voxel size (default 2)")
+    p.add_argument("--dendrites", type=int, help="number of dendrites (default 1)")
+    p.add_argument("--bent", action="store_true", help="bent dendrites instead of straight rods")
+    p.add_argument("--cu", action=argparse.BooleanOptionalAction, default=True,
+                   help="a Cu nanoparticle next to the LiH (default: yes)")
+    p.add_argument("--sei-thickness-nm", type=float, help="compact SEI (default: the preset's)")
+    p.add_argument("--lih-fraction", type=float, help="LiH share of the metal (default: preset)")
+    p.add_argument("--dose", type=float, help="total dose in e/Å² (default 400)")
+    p.add_argument("--tilt-range", type=float, help="tilts from -R to +R degrees (default 60)")
+    p.add_argument("--tilt-step", type=float, help="tilt step in degrees (default 1)")
 
     p = command("reconstruct", _cmd_reconstruct, "Weighted back-projection of a tilt series.")
     p.add_argument("tiltseries", type=Path)
     p.add_argument("--angles", type=Path, required=True, help="angle file (.tlt/.rawtlt)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--thickness", type=int, help="voxels along z (default: the image width)")
+    p.add_argument("--radial-cutoff", type=float, default=0.35,
+                   help="IMOD RADIAL cutoff, cycles/pixel; 0.5 = no low-pass (default 0.35)")
+    p.add_argument("--radial-falloff", type=float, default=0.035,
+                   help="IMOD RADIAL falloff (Gaussian sigma), cycles/pixel (default 0.035)")
+    p.add_argument("--sirt-like", type=int, default=0, metavar="N",
+                   help="filter like N SIRT iterations (IMOD FakeSIRTiterations; default 0)")
+    p.add_argument("--tilt-axis-angle", type=int, default=0, choices=(0, 90, -90, 180),
+                   help="tilt axis angle from the images' y axis, counterclockwise, for stacks "
+                   "not rotated yet (default 0: axis along y)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
     command("demo", _cmd_demo, "Open napari with the sample tomogram and the widgets docked.")
     return parser

@@ -19,7 +19,7 @@ SMALL = (88, 48, 128)  # 2 nm voxels: room for one 100-110 nm dendrite, quick to
 
 def _specimen(**kwargs):
     spec = PhantomSpec(**{"shape": SMALL, **kwargs})
-    return spec, build_specimen(spec, np.random.default_rng(spec.seed))
+    return build_specimen(spec, np.random.default_rng(spec.seed))
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +66,9 @@ def test_lih_fraction_in_the_truth_is_the_fraction_of_the_labels(aged):
     dendrite = truth["dendrites"][0]
     assert dendrite["lih_volume_fraction"] == pytest.approx(truth["lih_volume_fraction"])
     assert 0.15 - 0.03 <= dendrite["lih_volume_fraction"] <= 0.35 + 0.01  # the 24 h range
-    assert dendrite["lih_volume_fraction"] == pytest.approx(dendrite["lih_fraction_target"],
-                                                            abs=0.03)
+    assert dendrite["lih_volume_fraction"] == pytest.approx(
+        dendrite["lih_fraction_target"], abs=0.03
+    )
     assert truth["volumes_nm3"]["LiH"] == n_lih * 8.0
 
 
@@ -80,10 +81,15 @@ def test_lih_is_one_region_inside_the_metal_that_reaches_the_surface(aged):
 
 @pytest.mark.parametrize(("t_li", "t_lih"), [(12.0, 12.0), (8.0, 16.0)])
 def test_shell_has_the_set_thickness_on_li_and_on_lih(t_li, t_lih):
-    spec, specimen = _specimen(sei_thickness_nm=t_li, sei_thickness_on_lih_nm=t_lih,
-                               lih_fraction=0.5, seed=2, shape=(96, 48, 128))
+    specimen = _specimen(
+        sei_thickness_nm=t_li,
+        sei_thickness_on_lih_nm=t_lih,
+        lih_fraction=0.5,
+        seed=2,
+        shape=(96, 48, 128),
+    )
     d = specimen.truth["dendrites"][0]
-    z_axis, half = int(round(d["axis_nm"]["z"] / 2.0)), int(d["diameter_nm"] / 2 / 6 / 2.0)
+    z_axis, half = round(d["axis_nm"]["z"] / 2.0), int(d["diameter_nm"] / 2 / 6 / 2.0)
     widths = _shell_widths_beside_metal(specimen.labels, z_axis, half)
     for phase, t in ((LI, t_li), (LIH, t_lih)):
         assert len(widths[phase]) > 10
@@ -93,29 +99,30 @@ def test_shell_has_the_set_thickness_on_li_and_on_lih(t_li, t_lih):
 
 
 def test_every_metal_surface_is_covered_and_the_shell_rests_on_the_film():
-    spec, specimen = _specimen(aging="fresh", seed=5)
+    specimen = _specimen(aging="fresh", seed=5)
     labels = specimen.labels
     metal = (labels == LI) | (labels == LIH) | (labels == CU)
     assert not np.any(ndimage.binary_dilation(metal) & (labels == BACKGROUND))
-    film_top_voxel = int(round(specimen.truth["film"]["top_nm"] / 2.0 - 0.5))
+    film_top_voxel = round(specimen.truth["film"]["top_nm"] / 2.0 - 0.5)
     sei_z = np.flatnonzero((labels == SEI).any(axis=(1, 2)))
     assert sei_z.min() == film_top_voxel + 1  # the lowest SEI sits right on the film
 
 
 def test_fresh_has_no_lih_and_the_preset_shell():
-    spec, specimen = _specimen(aging="fresh")
+    specimen = _specimen(aging="fresh")
     assert not np.any(specimen.labels == LIH)
     assert specimen.truth["lih_volume_fraction"] == 0.0
     assert specimen.truth["sei_thickness_nm"]["nominal_on_Li"] == 10.0
 
 
 def test_extended_sei_of_7d_sits_on_li_only():
-    spec, specimen = _specimen(aging="7d", seed=3, shape=(88, 64, 160))
+    specimen = _specimen(aging="7d", seed=3, shape=(88, 64, 160))
     labels = specimen.labels
     extended = specimen.regions["extended SEI"]
     assert specimen.truth["extended_sei"]["n_clusters"] > 0
     assert np.count_nonzero(extended) * 8.0 == pytest.approx(
-        specimen.truth["extended_sei"]["volume_nm3"])
+        specimen.truth["extended_sei"]["volume_nm3"]
+    )
     assert specimen.truth["extended_sei"]["max_extent_nm"] <= 110.0
     metal = (labels == LI) | (labels == LIH) | (labels == CU)
     _, nearest = ndimage.distance_transform_edt(~metal, return_indices=True)
@@ -142,13 +149,13 @@ def test_cu_particle_sits_inside_the_metal_next_to_the_lih(aged):
 
 
 def test_no_cu_when_switched_off():
-    spec, specimen = _specimen(cu=False)
+    specimen = _specimen(cu=False)
     assert not np.any(specimen.labels == CU)
     assert specimen.truth["cu_particles"] == []
 
 
 def test_dendrite_diameters_are_in_range_and_as_designed():
-    spec, specimen = _specimen(seed=7, bent=True)
+    specimen = _specimen(seed=7, bent=True)
     (d,) = specimen.truth["dendrites"]
     assert 100.0 <= d["diameter_nm"] <= 200.0
     assert d["diameter_measured_nm"] == pytest.approx(d["diameter_nm"], rel=0.03)
@@ -156,7 +163,7 @@ def test_dendrite_diameters_are_in_range_and_as_designed():
 
 
 def test_several_dendrites_lie_side_by_side():
-    spec, specimen = _specimen(n_dendrites=2, shape=(88, 32, 192), seed=1)
+    specimen = _specimen(n_dendrites=2, shape=(88, 32, 192), seed=1)
     metal = np.isin(specimen.labels, (LI, LIH, CU))
     assert ndimage.label(metal)[1] == 2
     xs = [d["axis_nm"]["x"][0] for d in specimen.truth["dendrites"]]

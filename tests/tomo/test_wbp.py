@@ -120,11 +120,16 @@ def test_positive_tilt_moves_points_above_the_centre_to_larger_x():
         )
     # and the reconstruction puts a point given by that formula back where it was
     rec = reconstruct_volume(
-        _gaussian_tilt_series(x0, y0, z0, WEDGE, (ny, nx)), WEDGE, replace(UNFILTERED, thickness=nz)
+        _gaussian_tilt_series(x0, y0, z0, WEDGE, (ny, nx)),
+        WEDGE,
+        replace(UNFILTERED, thickness=nz),
     )
     peak = np.unravel_index(np.argmax(rec), rec.shape)
-    expected = (z0 + geometry.volume_centre(nz), y0 + geometry.detector_centre(ny),
-                x0 + geometry.volume_centre(nx))
+    expected = (
+        z0 + geometry.volume_centre(nz),
+        y0 + geometry.detector_centre(ny),
+        x0 + geometry.volume_centre(nx),
+    )
     assert np.abs(np.subtract(peak, expected)).max() <= 0.5
 
 

@@ -66,6 +66,58 @@ _RADIUS_WOBBLE_AROUND = 0.03
 _MARGIN_NM = 10.0
 
 
+def _film_layers(spec: PhantomSpec) -> tuple[int, int, float]:
+    """First voxel layer of the film, its number of layers, and its top surface in nm."""
+    h = float(spec.voxel_size_nm)
+    k0 = max(1, round(_MARGIN_NM / h))
+    n_film = max(1, round(spec.film_thickness_nm / h))
+    return k0, n_film, (k0 + n_film - 0.5) * h
+
+
+def _radius_range(spec: PhantomSpec) -> tuple[float, float]:
+    """Dendrite radii (nm) to draw from: the spec's range, capped by what the thickness holds."""
+    h = float(spec.voxel_size_nm)
+    nz = int(spec.shape[0])
+    t_max = max(spec.thickness_on_li_nm, spec.thickness_on_lih_nm)
+    film_top = _film_layers(spec)[2]
+    wobble = 1 + _RADIUS_WOBBLE_AXIAL + _RADIUS_WOBBLE_AROUND
+    top = (nz - 0.5) * h - _MARGIN_NM
+    r_fit = (top - film_top - 2 * t_max - h) / (2 * wobble)
+    r_lo, r_hi = spec.diameter_nm[0] / 2, min(spec.diameter_nm[1] / 2, r_fit)
+    if r_hi < r_lo:
+        need = math.ceil((2 * r_lo * wobble + 2 * t_max + film_top + _MARGIN_NM + 2 * h) / h)
+        raise InputError(
+            f"a dendrite of {2 * r_lo:.0f} nm does not fit in {nz} voxels of {h:g} nm along z; "
+            f"use at least {need}"
+        )
+    return r_lo, r_hi
+
+
+def _half_widths(spec: PhantomSpec, radii, excursion) -> np.ndarray:
+    """Room (nm) each dendrite needs on either side of its mean axis, shell included."""
+    wobble = 1 + _RADIUS_WOBBLE_AXIAL + _RADIUS_WOBBLE_AROUND
+    t_max = max(spec.thickness_on_li_nm, spec.thickness_on_lih_nm)
+    return np.asarray(radii) * wobble + t_max + np.asarray(excursion) + spec.voxel_size_nm
+
+
+def _worst_excursion(spec: PhantomSpec) -> float:
+    """Largest sideways excursion of an axis: 4° off y for rods, a 15 % sagitta when bent."""
+    length = spec.shape[1] * spec.voxel_size_nm
+    return 0.15 * length * 2 / 3 if spec.bent else math.tan(math.radians(4)) * length / 2
+
+
+def _check_room(spec: PhantomSpec) -> None:
+    """Raise ``InputError`` unless the dendrites fit the volume (checked before any work)."""
+    r_lo, _ = _radius_range(spec)
+    n = int(spec.n_dendrites)
+    room = spec.shape[2] * spec.voxel_size_nm - 2 * _MARGIN_NM
+    if 2 * n * float(_half_widths(spec, r_lo, _worst_excursion(spec))) > room:
+        raise InputError(
+            f"{n} dendrites of {2 * r_lo:.0f} nm do not fit side by side in {spec.shape[2]} "
+            f"voxels of {spec.voxel_size_nm:g} nm along x"
+        )
+
+
 @dataclass(frozen=True)
 class PhantomSpec:
     """What to simulate. The defaults give the sample: a 24 h dendrite in a few seconds.
@@ -122,6 +174,7 @@ class PhantomSpec:
             raise InputError("the tilt range must lie in (0, 90] degrees and the step be positive")
         if self.psf_fwhm_nm < 0:
             raise InputError("the point-spread width cannot be negative")
+        _check_room(self)
 
     @property
     def preset(self) -> AgingPreset:
@@ -137,7 +190,7 @@ class PhantomSpec:
 
     @property
     def angles_deg(self) -> np.ndarray:
-        n = int(math.floor(2 * self.tilt_range_deg / self.tilt_step_deg + 1e-9))
+        n = math.floor(2 * self.tilt_range_deg / self.tilt_step_deg + 1e-9)
         return -self.tilt_range_deg + self.tilt_step_deg * np.arange(n + 1)
 
 
@@ -155,7 +208,9 @@ class Phantom:
     stopped: bool = False
 
 
-def simulate(spec: PhantomSpec = PhantomSpec(), stop: threading.Event | None = None) -> Job[Phantom]:
+def simulate(
+    spec: PhantomSpec = PhantomSpec(), stop: threading.Event | None = None
+) -> Job[Phantom]:
     """Build the specimen, image it and reconstruct it; a job yielding progress per step."""
     h = float(spec.voxel_size_nm)
     shape = tuple(int(n) for n in spec.shape)
@@ -188,8 +243,9 @@ def simulate(spec: PhantomSpec = PhantomSpec(), stop: threading.Event | None = N
     if stop_requested(stop):
         return result(empty, tilts, True)
     yield Progress(2, total, "reconstructing")
-    job = reconstruct(tilts, angles, WBPSettings(**{**asdict(spec.wbp), "thickness": shape[0]}),
-                      stop)
+    job = reconstruct(
+        tilts, angles, WBPSettings(**{**asdict(spec.wbp), "thickness": shape[0]}), stop
+    )
     while True:
         try:
             p = next(job)
@@ -297,13 +353,11 @@ def build_specimen(spec: PhantomSpec, rng: np.random.Generator) -> Specimen:
     t_max = max(t_li, t_lih)
 
     # Carbon film: whole voxels near the bottom; its top surface is where the shell rests.
-    k0 = max(1, int(round(_MARGIN_NM / h)))
-    n_film = max(1, int(round(spec.film_thickness_nm / h)))
+    k0, n_film, film_top = _film_layers(spec)
     film = np.zeros(nz, bool)
     film[k0 : k0 + n_film] = True
-    film_top = (k0 + n_film - 0.5) * h
 
-    dendrites = _draw_dendrites(spec, rng, film_top, t_max)
+    dendrites = _draw_dendrites(spec, rng, film_top)
     labels = np.full((nz, ny, nx), BACKGROUND, np.uint8)
     owner = np.zeros((nz, ny, nx), np.uint8)  # which dendrite (1..n) a metal voxel belongs to
     depth = np.full((nz, ny, nx), np.inf, np.float32)  # beyond the nearest metal surface, nm
@@ -331,7 +385,7 @@ def build_specimen(spec: PhantomSpec, rng: np.random.Generator) -> Specimen:
     if t_li == t_lih:
         shell = free & (depth <= t_li)
     else:
-        box = _box(metal, pad=int(math.ceil(t_max / h)) + 2)
+        box = _box(metal, pad=math.ceil(t_max / h) + 2)
         _, nearest = ndimage.distance_transform_edt(~metal[box], return_indices=True)
         on_lih = np.zeros(labels.shape, bool)
         on_lih[box] = labels[box][tuple(nearest)] == LIH
@@ -358,54 +412,56 @@ def build_specimen(spec: PhantomSpec, rng: np.random.Generator) -> Specimen:
     # imaging); only its granular texture is in the volume, where it shows the film's height.
     density[film3] = rho["carbon"] * 0.3 * pores[film3]
 
-    truth = _truth(spec, labels, dendrites, owner, targets, cu_truth, thickness_truth, ext_truth,
-                   film_top, n_film * h)
-    return Specimen(labels, density, rho["carbon"] * n_film * h, {"film": film3,
-                    "extended SEI": extended}, truth)
+    truth = _truth(
+        spec,
+        labels,
+        dendrites,
+        owner,
+        targets,
+        cu_truth,
+        thickness_truth,
+        ext_truth,
+        film_top,
+        n_film * h,
+    )
+    return Specimen(
+        labels,
+        density,
+        rho["carbon"] * n_film * h,
+        {"film": film3, "extended SEI": extended},
+        truth,
+    )
 
 
-def _draw_dendrites(spec: PhantomSpec, rng, film_top: float, t_max: float) -> list[_Dendrite]:
+def _draw_dendrites(spec: PhantomSpec, rng, film_top: float) -> list[_Dendrite]:
     h = float(spec.voxel_size_nm)
-    nz, ny, nx = (int(n) for n in spec.shape)
+    ny, nx = (int(n) for n in spec.shape[1:])
     length = ny * h
-    wobble = 1 + _RADIUS_WOBBLE_AXIAL + _RADIUS_WOBBLE_AROUND
-    top = (nz - 0.5) * h - _MARGIN_NM
-    r_fit = (top - film_top - 2 * t_max - h) / (2 * wobble)
-    r_lo, r_hi = spec.diameter_nm[0] / 2, min(spec.diameter_nm[1] / 2, r_fit)
-    if r_hi < r_lo:
-        need = math.ceil((2 * r_lo * wobble + 2 * t_max + film_top + _MARGIN_NM + 2 * h) / h)
-        raise InputError(
-            f"a dendrite of {2 * r_lo:.0f} nm does not fit in {nz} voxels of {h:g} nm along z; "
-            f"use at least {need}"
-        )
+    t_max = max(spec.thickness_on_li_nm, spec.thickness_on_lih_nm)
+    r_lo, r_hi = _radius_range(spec)
     n = int(spec.n_dendrites)
     radii = rng.uniform(r_lo, r_hi, n)
     slopes = np.zeros(n) if spec.bent else np.tan(np.deg2rad(rng.uniform(-4, 4, n)))
-    sagittas = rng.uniform(0.08, 0.15, n) * length * rng.choice([-1, 1], n) if spec.bent \
-        else np.zeros(n)
+    sagittas = (
+        rng.uniform(0.08, 0.15, n) * length * rng.choice([-1, 1], n) if spec.bent else np.zeros(n)
+    )
     excursion = np.abs(slopes) * length / 2 + np.abs(sagittas) * 2 / 3
-
-    def half_widths(r):
-        return r * wobble + t_max + excursion + h
-
     room = nx * h - 2 * _MARGIN_NM
-    free = room - 2 * half_widths(radii).sum()
-    if free < 0:  # shrink the dendrites towards the smallest diameter before giving up
+    free = room - 2 * _half_widths(spec, radii, excursion).sum()
+    if free < 0:  # too wide together: shrink towards the smallest diameter (fits, see spec)
         radii = np.full(n, r_lo)
-        free = room - 2 * half_widths(radii).sum()
-        if free < 0:
-            raise InputError(
-                f"{n} dendrites of {2 * r_lo:.0f} nm do not fit side by side in {nx} voxels of "
-                f"{h:g} nm along x"
-            )
+        free = room - 2 * _half_widths(spec, radii, excursion).sum()
     gaps = rng.dirichlet(np.ones(n + 1)) * free
-    widths = 2 * half_widths(radii)
+    widths = 2 * _half_widths(spec, radii, excursion)
     left = _MARGIN_NM + np.cumsum(gaps[:-1]) + np.concatenate(([0], np.cumsum(widths)[:-1]))
     dendrites = []
     for i in range(n):
         axial = tuple(
-            (rng.uniform(0.3, 1.0) * _RADIUS_WOBBLE_AXIAL / 3, rng.uniform(150, 600),
-             rng.uniform(0, 2 * np.pi))
+            (
+                rng.uniform(0.3, 1.0) * _RADIUS_WOBBLE_AXIAL / 3,
+                rng.uniform(150, 600),
+                rng.uniform(0, 2 * np.pi),
+            )
             for _ in range(3)
         )
         around = tuple(
@@ -482,8 +538,9 @@ def _grow_lih(labels, metal, d: _Dendrite, fraction, z, y, x, rng) -> None:
     ys = rng.uniform(0.3, 0.7) * length
     phi = rng.uniform(np.deg2rad(-10), np.deg2rad(190))  # anywhere but the contact with the film
     r = float(d.radius_at(np.array(ys), np.array(phi)))
-    seed = np.array([d.z0 + r * np.sin(phi), ys, float(d.x_axis(np.array(ys), length)) +
-                     r * np.cos(phi)])
+    seed = np.array(
+        [d.z0 + r * np.sin(phi), ys, float(d.x_axis(np.array(ys), length)) + r * np.cos(phi)]
+    )
     idx = np.nonzero(metal)
     coords = np.stack([z[idx[0]], y[idx[1]], x[idx[2]]], axis=1)
     noise = _smooth_noise(rng, metal.shape, y[1] - y[0], correlation_nm=35.0, at=idx)
@@ -503,8 +560,9 @@ def _place_cu(labels, owner, dendrites, rng, h, ny) -> list[dict]:
     from scipy import ndimage
 
     radius = float(rng.uniform(8.0, 15.0))
-    lih_counts = [np.count_nonzero((owner == i) & (labels == LIH)) for i in
-                  range(1, len(dendrites) + 1)]
+    lih_counts = [
+        np.count_nonzero((owner == i) & (labels == LIH)) for i in range(1, len(dendrites) + 1)
+    ]
     host = 1 + int(np.argmax(lih_counts))
     box = _box(owner == host, pad=1)
     metal = owner[box] == host
@@ -522,8 +580,9 @@ def _place_cu(labels, owner, dendrites, rng, h, ny) -> list[dict]:
         return []
     centre = candidates[rng.integers(len(candidates))] + [b.start for b in box]
     zz, yy, xx = np.ogrid[tuple(slice(0, n) for n in labels.shape)]
-    ball = ((zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2) * h**2 <= \
-        radius**2
+    ball = (
+        (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2
+    ) * h**2 <= radius**2
     labels[ball] = CU
     volume = float(np.count_nonzero(ball)) * h**3
     return [
@@ -548,7 +607,9 @@ def _shell_thickness(labels, h: float, t_li: float, t_lih: float) -> dict:
 
     labels = labels[_box(labels != BACKGROUND, pad=2)]
     distance = ndimage.distance_transform_edt(labels != BACKGROUND, sampling=h) - h
-    touches = ndimage.binary_dilation(labels == SEI, structure=ndimage.generate_binary_structure(3, 1))
+    touches = ndimage.binary_dilation(
+        labels == SEI, structure=ndimage.generate_binary_structure(3, 1)
+    )
     check = {"definition": "nearest-outside distance from metal voxels next to SEI, minus a voxel"}
     for phase, name in ((LI, "on_Li"), (LIH, "on_LiH")):
         check[name] = _stats(distance[(labels == phase) & touches])
@@ -568,8 +629,11 @@ def _box(mask: np.ndarray, pad: int) -> tuple[slice, ...]:
 def _stats(values: np.ndarray) -> dict:
     if values.size == 0:
         return {"median": None, "mean": None, "n_points": 0}
-    return {"median": float(np.median(values)), "mean": float(values.mean()),
-            "n_points": int(values.size)}
+    return {
+        "median": float(np.median(values)),
+        "mean": float(values.mean()),
+        "n_points": int(values.size),
+    }
 
 
 def _extended_sei(labels, film3, dendrites, rng, h, z, y, x) -> tuple[np.ndarray, dict]:
@@ -592,8 +656,9 @@ def _extended_sei(labels, film3, dendrites, rng, h, z, y, x) -> tuple[np.ndarray
         picks = anchors[rng.choice(len(anchors), size=min(wanted, len(anchors)), replace=False)]
         zz, yy, xx = np.ogrid[tuple(slice(0, n) for n in labels.shape)]
         for p in picks:
-            i = int(np.argmin([abs(x[p[2]] - d.x_axis(np.array(y[p[1]]), length)) for d in
-                               dendrites]))
+            i = int(
+                np.argmin([abs(x[p[2]] - d.x_axis(np.array(y[p[1]]), length)) for d in dendrites])
+            )
             d = dendrites[i]
             axis = np.array([d.z0, y[p[1]], float(d.x_axis(np.array(y[p[1]]), length))])
             pos = np.array([z[p[0]], y[p[1]], x[p[2]]])
@@ -606,13 +671,14 @@ def _extended_sei(labels, film3, dendrites, rng, h, z, y, x) -> tuple[np.ndarray
                 r = rng.uniform(10.0, 25.0)
                 c = pos + out * s + rng.normal(0, 8.0, 3)
                 c_vox = c / h
-                blob |= ((zz - c_vox[0]) ** 2 + (yy - c_vox[1]) ** 2 + (xx - c_vox[2]) ** 2) * \
-                    h**2 <= r**2
+                blob |= (
+                    (zz - c_vox[0]) ** 2 + (yy - c_vox[1]) ** 2 + (xx - c_vox[2]) ** 2
+                ) * h**2 <= r**2
             clusters |= blob
             n_clusters += 1
     clusters &= on_li
     # keep only what is attached to the compact shell
-    parts, n = ndimage.label(clusters | (labels == SEI))
+    parts = ndimage.label(clusters | (labels == SEI))[0]
     attached = np.unique(parts[labels == SEI])
     clusters &= np.isin(parts, attached[attached > 0])
     volume = float(np.count_nonzero(clusters)) * h**3
@@ -620,8 +686,9 @@ def _extended_sei(labels, film3, dendrites, rng, h, z, y, x) -> tuple[np.ndarray
     return clusters, {"n_clusters": n_clusters, "volume_nm3": volume, "max_extent_nm": extent}
 
 
-def _truth(spec, labels, dendrites, owner, targets, cu_truth, thickness, extended, film_top,
-           film_nm) -> dict:
+def _truth(
+    spec, labels, dendrites, owner, targets, cu_truth, thickness, extended, film_top, film_nm
+) -> dict:
     h = float(spec.voxel_size_nm)
     voxel = h**3
     counts = {name: int(np.count_nonzero(labels == cid)) for cid, name in PHASE_NAMES.items()}
@@ -674,11 +741,16 @@ def _truth(spec, labels, dendrites, owner, targets, cu_truth, thickness, extende
 
 def _imaging_truth(spec: PhantomSpec, n_views: int) -> dict:
     return {
-        "tilt_angles_deg": {"min": -spec.tilt_range_deg, "max": spec.tilt_range_deg,
-                            "step": spec.tilt_step_deg, "n": n_views},
+        "tilt_angles_deg": {
+            "min": -spec.tilt_range_deg,
+            "max": spec.tilt_range_deg,
+            "step": spec.tilt_step_deg,
+            "n": n_views,
+        },
         "dose_e_per_A2": spec.dose_e_per_A2,
         "electrons_per_pixel_per_view": imaging.electrons_per_pixel(
-            spec.dose_e_per_A2, spec.voxel_size_nm, n_views),
+            spec.dose_e_per_A2, spec.voxel_size_nm, n_views
+        ),
         "attenuation_length_nm": imaging.ATTENUATION_LENGTH_NM,
         "psf_fwhm_nm": spec.psf_fwhm_nm,
         "wbp": {k: v for k, v in asdict(spec.wbp).items() if k not in ("thickness", "device")},
@@ -693,8 +765,12 @@ def grey_values(tomogram, labels, regions, h: float) -> dict:
     vacuum = (labels == BACKGROUND) & ~film
     # empty vacuum: over 20 nm from anything, found on a 2× coarser grid (cheap, conservative)
     coarse = ndimage.distance_transform_edt(vacuum[::2, ::2, ::2], sampling=2 * h) > 20.0 + 2 * h
-    far = vacuum & np.repeat(np.repeat(np.repeat(coarse, 2, 0), 2, 1), 2, 2)[
-        tuple(slice(0, n) for n in vacuum.shape)]
+    far = (
+        vacuum
+        & np.repeat(np.repeat(np.repeat(coarse, 2, 0), 2, 1), 2, 2)[
+            tuple(slice(0, n) for n in vacuum.shape)
+        ]
+    )
     means = {
         "vacuum": vacuum,
         "film": film & (labels == BACKGROUND),

@@ -111,7 +111,7 @@ def radial_filter(n_padded: int, settings: WBPSettings = WBPSettings()) -> np.nd
         weight[high] *= 1.0 - (1.0 - _FAKE_SIRT_ALPHA / f[high]) ** (k_eff + _FAKE_SIRT_MATCH_ADD)
     cutoff = settings.radial_cutoff
     if cutoff < 0.5:
-        i_cut = int(round(cutoff * n_padded))
+        i_cut = round(cutoff * n_padded)
         beyond = np.arange(weight.size) > i_cut
         if settings.radial_falloff > 0:
             arg = (f[beyond] - f[i_cut]) / settings.radial_falloff
