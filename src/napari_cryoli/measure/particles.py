@@ -9,7 +9,7 @@ import numpy as np
 
 from ..classes import CU, LIH
 from .dendrites import Axis
-from .phases import bounding_box
+from .phases import bounding_box, neighbour_slices
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,12 @@ def cu_particles(
     voxel_size_nm: Sequence[float],
     dendrite_ids: np.ndarray | None = None,
     axes: Mapping[int, Axis] | None = None,
+    *,
+    dendrite_corner: Sequence[int] = (0, 0, 0),
 ) -> list[Particle]:
-    """Every Cu particle of ``phases`` (ids as in ``phase_array``), largest first."""
+    """Every Cu particle of ``phases`` (ids as in ``phase_array``), largest first.
+
+    ``dendrite_ids`` may be a crop of the volume whose first voxel is ``dendrite_corner``."""
     from scipy import ndimage as ndi
     from scipy.spatial import cKDTree
 
@@ -56,7 +60,7 @@ def cu_particles(
     voxel = float(np.prod(h))
     owner = np.zeros(n + 1, dtype=np.int64)
     if dendrite_ids is not None:
-        d = dendrite_ids[tuple(coords_full.T)]
+        d = dendrite_ids[tuple((coords_full - np.asarray(dendrite_corner)).T)]
         # The dendrite holding most of the particle (a particle is solid, so it has one).
         pair = np.unique(np.stack([ids, d], axis=1), axis=0, return_counts=True)
         best: dict[int, tuple[int, int]] = {}
@@ -94,11 +98,10 @@ def boundary_faces(mask: np.ndarray, voxel_size_nm: Sequence[float], corner=(0, 
     centres, owners = [], []
     for axis in range(3):
         for side in (-1, 1):
-            nb = np.roll(mask, -side, axis=axis)
-            edge = [slice(None)] * 3
-            edge[axis] = -1 if side > 0 else 0
-            nb[tuple(edge)] = True  # beyond the border: not a boundary
-            vox = np.argwhere(mask & ~nb)
+            here, there = neighbour_slices(axis, side)
+            vox = np.argwhere(mask[here] & ~mask[there])
+            if side < 0:
+                vox[:, axis] += 1
             shift = np.zeros(3)
             shift[axis] = 0.5 * side
             centres.append((vox + np.asarray(corner) + shift) * h)

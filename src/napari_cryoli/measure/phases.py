@@ -63,9 +63,8 @@ def phase_array(labels: np.ndarray) -> np.ndarray:
 
 def phase_volumes_nm3(phases: np.ndarray, voxel_size_nm: Sequence[float]) -> dict[str, float]:
     """Volume of Li, LiH, Cu and SEI in nm³ (voxel counts times the voxel volume)."""
-    counts = np.bincount(phases.ravel(), minlength=256)
     voxel = float(np.prod(voxel_size_nm))
-    return {PHASE_NAMES[i]: float(counts[i]) * voxel for i in (LI, LIH, CU, SEI)}
+    return {PHASE_NAMES[i]: float(np.count_nonzero(phases == i)) * voxel for i in (LI, LIH, CU, SEI)}
 
 
 def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
@@ -78,3 +77,15 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
             return None
         box.append(slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, mask.shape[axis])))
     return tuple(box)
+
+
+def neighbour_slices(axis: int, side: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Slices pairing each voxel of a 3D array (``here``) with its neighbour one step towards
+    ``side`` (-1 or +1) along ``axis`` (``there``); voxels on that border have no neighbour."""
+    here = [slice(None)] * 3
+    there = [slice(None)] * 3
+    if side > 0:
+        here[axis], there[axis] = slice(None, -1), slice(1, None)
+    else:
+        here[axis], there[axis] = slice(1, None), slice(None, -1)
+    return tuple(here), tuple(there)

@@ -34,7 +34,7 @@ from .phases import (
     phase_array,
     phase_volumes_nm3,
 )
-from .sei import SurfaceThickness, thickness_job
+from .sei import SurfaceThickness, surface_job
 
 #: Version of the report layout (bumped when keys change meaning).
 REPORT_VERSION = 1
@@ -95,8 +95,18 @@ class Report:
     stopped: bool = False
     #: Per-point SEI thickness (for overlays); not part of the JSON.
     surface: SurfaceThickness | None = field(default=None, repr=False, compare=False)
-    #: Dendrite id per voxel (int32, 0 elsewhere); not part of the JSON.
-    dendrite_ids: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: Dendrite ids (int32) in the box around the battery phases, and that box; not in the JSON.
+    dendrite_crop: np.ndarray | None = field(default=None, repr=False, compare=False)
+    dendrite_box: tuple[slice, ...] | None = field(default=None, repr=False, compare=False)
+
+    def dendrite_ids(self) -> np.ndarray | None:
+        """Dendrite id per voxel of the whole volume (int32, 0 elsewhere), e.g. for a Labels
+        layer; None for a stopped report."""
+        if self.dendrite_crop is None or self.dendrite_box is None:
+            return None
+        ids = np.zeros(self.shape, dtype=np.int32)
+        ids[self.dendrite_box] = self.dendrite_crop
+        return ids
 
     def to_dict(self) -> dict:
         """The JSON-able report: the architecture keys and more (NaN becomes null)."""
@@ -169,8 +179,8 @@ def measure(
         return _stopped(partial, settings, notes)
     yield Progress(2, total, f"{n_ids} dendrites")
 
-    job = thickness_job(crop, h, dendrites=ids_crop, max_thickness_nm=settings.max_thickness_nm,
-                        stop=stop)
+    job = surface_job(crop, h, dendrites=ids_crop, max_thickness_nm=settings.max_thickness_nm,
+                      stop=stop)
     while True:
         try:
             p = next(job)
@@ -212,9 +222,7 @@ def measure(
         )
     yield Progress(4, total, "dendrite shapes")
 
-    ids_full = np.zeros(shape, dtype=np.int32)
-    ids_full[box] = ids_crop
-    particles = cu_particles(phases, h, ids_full, axes)
+    particles = cu_particles(phases, h, ids_crop, axes, dendrite_corner=corner)
     for row in dendrite_rows:
         row["n_cu_particles"] = sum(1 for p in particles if p.dendrite == row["id"])
     yield Progress(5, total, f"{len(particles)} Cu particles")
@@ -229,7 +237,8 @@ def measure(
         cu_particles=tuple(p.to_dict() for p in particles),
         notes=tuple(notes),
         surface=surface,
-        dendrite_ids=ids_full,
+        dendrite_box=box,
+        dendrite_crop=ids_crop,
     )
     yield Progress(6, total, "done")
     return report

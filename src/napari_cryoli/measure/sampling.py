@@ -44,17 +44,18 @@ def smoothed(
         base = np.floor(pts).astype(np.int64) - (support // 2 - 1)
     taps = np.arange(support)
     offs = base[:, :, None] + taps  # (n, 3, support) lattice indices
-    d = offs - pts[:, :, None]
-    w = np.exp(-0.5 * (d / sigma) ** 2)
-    idx = np.clip(offs, 0, (shape - 1)[None, :, None])
-    strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
+    d = (offs - pts[:, :, None]).astype(np.float32)
+    w = np.exp(-0.5 * (d / np.float32(sigma)) ** 2)
+    itype = np.int32 if flat.size < 2**31 else np.int64
+    idx = np.clip(offs, 0, (shape - 1)[None, :, None]).astype(itype)
+    strides = (int(shape[1] * shape[2]), int(shape[2]), 1)
     lin = (
-        (idx[:, 0, :] * strides[0])[:, :, None, None]
-        + (idx[:, 1, :] * strides[1])[:, None, :, None]
-        + (idx[:, 2, :] * strides[2])[:, None, None, :]
+        (idx[:, 0, :] * itype(strides[0]))[:, :, None, None]
+        + (idx[:, 1, :] * itype(strides[1]))[:, None, :, None]
+        + idx[:, 2, :][:, None, None, :]
     )
     vals = flat[lin].astype(np.float32)  # (n, s, s, s)
-    wz, wy, wx = (w[:, a, :].astype(np.float32) for a in range(3))
+    wz, wy, wx = (w[:, a, :] for a in range(3))
     sz, sy, sx = (wa.sum(axis=1) for wa in (wz, wy, wx))
     vx = np.einsum("nijk,nk->nij", vals, wx)
     vxy = np.einsum("nij,nj->ni", vx, wy)
@@ -65,7 +66,7 @@ def smoothed(
         return value, None
     grads = np.empty((n, 3), dtype=np.float64)
     # d w / d x = (d / sigma^2) w for each axis; the quotient rule keeps the normalisation exact.
-    dw = [(d[:, a, :] / sigma**2).astype(np.float32) * w[:, a, :].astype(np.float32) for a in range(3)]
+    dw = [(d[:, a, :] / np.float32(sigma**2)) * w[:, a, :] for a in range(3)]
     dsum = [dwa.sum(axis=1) for dwa in dw]
     vdx = np.einsum("nij,nj->ni", np.einsum("nijk,nk->nij", vals, dw[2]), wy)
     vdy = np.einsum("nij,nj->ni", vx, dw[1])
@@ -131,21 +132,28 @@ def first_exit(
     step = 0.5 * h.min()
     shape = np.asarray(mask.shape)
     flat = mask.reshape(-1)
-    strides = np.array([shape[1] * shape[2], shape[2], 1])
-    p = np.asarray(points, dtype=float)
-    dstep = np.asarray(directions, dtype=float) * (step / h)
-    result = np.full(len(p), np.nan)
-    active = np.arange(len(p))
+    s0, s1 = int(shape[1] * shape[2]), int(shape[2])
+    # Rounding p + 0.5 down is rounding p; shifting by half a voxel lets a cast do it.
+    pos = np.asarray(points, dtype=np.float64) + 0.5
+    dstep = np.asarray(directions, dtype=np.float64) * (step / h)
+    result = np.full(len(pos), np.nan)
+    index = np.arange(len(pos))
     k = 0
-    while active.size and k * step <= max_nm:
+    while index.size and k * step <= max_nm:
         k += 1
-        pos = np.rint(p[active] + k * dstep[active]).astype(np.int64)
-        inside = np.all((pos >= 0) & (pos < shape), axis=1)
+        pos += dstep
+        iz, iy, ix = (pos[:, a].astype(np.int64) for a in range(3))
+        inside = (
+            (pos[:, 0] >= 0) & (iz < shape[0]) & (pos[:, 1] >= 0) & (iy < shape[1])
+            & (pos[:, 2] >= 0) & (ix < shape[2])
+        )
+        lin = np.where(inside, iz * s0 + iy * s1 + ix, 0)
+        hit = inside & ~flat[lin]
+        result[index[hit]] = (k - 0.5) * step
         if stop_at_border:
-            result[active[~inside]] = (k - 0.5) * step
-        hit = np.flatnonzero(inside)[~flat[pos[inside] @ strides]]
-        result[active[hit]] = (k - 0.5) * step
-        still = inside.copy()
-        still[hit] = False
-        active = active[still]
+            result[index[~inside]] = (k - 0.5) * step
+        done = hit | ~inside
+        if done.any():
+            keep = ~done
+            pos, dstep, index = pos[keep], dstep[keep], index[keep]
     return result

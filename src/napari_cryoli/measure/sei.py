@@ -25,7 +25,14 @@ import numpy as np
 
 from ..classes import LI, LIH, SEI
 from ..jobs import Job, Progress, stop_requested
-from .phases import FILLED_LUT, METAL_LUT, SOLID_LUT, check_voxel_size, phase_array
+from .phases import (
+    FILLED_LUT,
+    METAL_LUT,
+    SOLID_LUT,
+    check_voxel_size,
+    neighbour_slices,
+    phase_array,
+)
 from .sampling import SIGMA_VOXELS, first_exit, outward_normals, smoothed
 
 #: Points handled at once by the stencil evaluations (bounds memory to a few hundred MB).
@@ -104,8 +111,21 @@ def thickness_job(
     stop: threading.Event | None = None,
 ) -> Job[SurfaceThickness | None]:
     """:func:`sei_thickness` as a job: yields progress per chunk of points; ``None`` if stopped."""
-    h = np.asarray(check_voxel_size(voxel_size_nm))
-    phases = phase_array(labels)
+    return surface_job(phase_array(labels), check_voxel_size(voxel_size_nm), dendrites=dendrites,
+                       max_thickness_nm=max_thickness_nm, stop=stop)
+
+
+def surface_job(
+    phases: np.ndarray,
+    voxel_size_nm: tuple[float, float, float],
+    *,
+    dendrites: np.ndarray | None = None,
+    max_thickness_nm: float = 250.0,
+    stop: threading.Event | None = None,
+) -> Job[SurfaceThickness | None]:
+    """:func:`thickness_job` on a volume already mapped by ``phase_array``, with a checked voxel
+    size (what the report job holds)."""
+    h = np.asarray(voxel_size_nm, dtype=float)
     solid = SOLID_LUT[phases]
     filled = FILLED_LUT[phases]
     coords, covered, faces = surface_voxels(phases, solid)
@@ -164,7 +184,7 @@ def surface_voxels(
     metal = METAL_LUT[phases]
     exposed = np.zeros_like(metal)
     for axis, side in _NEIGHBOURS:
-        here, there = _shifted(metal.ndim, axis, side)
+        here, there = neighbour_slices(axis, side)
         exposed[here] |= ~solid[there]
     exposed &= metal
     coords = np.argwhere(exposed)
@@ -180,17 +200,6 @@ def surface_voxels(
         covered |= nb_phase == SEI
         faces[:, axis] += ~SOLID_LUT[nb_phase]
     return coords, covered, faces
-
-
-def _shifted(ndim: int, axis: int, side: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """Slices pairing each voxel (``here``) with its neighbour ``side`` steps along ``axis``."""
-    here = [slice(None)] * ndim
-    there = [slice(None)] * ndim
-    if side > 0:
-        here[axis], there[axis] = slice(None, -side), slice(side, None)
-    else:
-        here[axis], there[axis] = slice(-side, None), slice(None, side)
-    return tuple(here), tuple(there)
 
 
 def _empty_columns(n: int) -> dict[str, np.ndarray]:
