@@ -48,6 +48,12 @@ AUTOSAVE_DELAY_MS = 3000  # after the last stroke
 SMOOTHED_SUFFIX = " (smoothed)"
 
 
+def autosave_location_for(image: Image, labels: Labels | None = None) -> AutosaveLocation:
+    """Where the labels painted on ``image`` autosave (a folder chosen for them wins)."""
+    folder = labels.metadata.get(L.KEY, {}).get("autosave_folder") if labels is not None else None
+    return autosave_location(L.source_path(image), image.name, folder)
+
+
 def touched_rows(history_item: list, n_rows: int) -> tuple[int, int]:
     """The range of indices along axis 0 that a napari paint-history item changed."""
     lo, hi = n_rows, 0
@@ -75,7 +81,6 @@ class AnnotateWidget(QWidget):
         self._dirty_rows = (2**62, 0)
         self._saving = False
         self._save_again = False
-        self.autosave_folder: str | None = None
         self.last_saved: float | None = None
 
         self.image_picker = LayerPicker(napari_viewer, Image, self)
@@ -323,6 +328,7 @@ class AnnotateWidget(QWidget):
         lo, hi = touched_rows(event.value, n) if data.ndim > 2 else (0, 1)
         self._dirty_rows = (min(lo, self._dirty_rows[0]), max(hi, self._dirty_rows[1]))
         QTimer.singleShot(0, self._count_dirty_rows)
+        self.restore_box.setVisible(False)  # new work: the next autosave replaces the old one
         self.schedule_autosave()
 
     def _count_dirty_rows(self) -> None:
@@ -410,9 +416,7 @@ class AnnotateWidget(QWidget):
 
     def location(self) -> AutosaveLocation | None:
         image = self.image
-        if image is None:
-            return None
-        return autosave_location(L.source_path(image), image.name, self.autosave_folder)
+        return None if image is None else autosave_location_for(image, self._labels)
 
     def _check_autosave(self) -> None:
         location, image = self.location(), self.image
@@ -488,8 +492,8 @@ class AnnotateWidget(QWidget):
 
     def _choose_autosave_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Autosave labels to")
-        if folder:
-            self.autosave_folder = folder
+        if folder and self._labels is not None:
+            self._labels.metadata.setdefault(L.KEY, {})["autosave_folder"] = folder
             self.schedule_autosave()
 
 

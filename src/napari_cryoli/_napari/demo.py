@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 PLUGIN = "napari-cryoli"
 #: Dock widgets in workflow order (their display names in napari.yaml).
-WIDGETS = ("Annotate", "Measure", "Reconstruct")
+WIDGETS = ("Annotate", "Train", "Predict", "Measure", "Reconstruct")
 
 
 def open_demo(viewer: napari.Viewer | None = None) -> napari.Viewer:

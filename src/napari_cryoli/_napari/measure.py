@@ -186,9 +186,8 @@ class MeasureWidget(QWidget):
         for name in (THICKNESS_IMAGE, THICKNESS_SURFACE, DENDRITES):
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
-        report = result.report
-        if report.dendrite_ids is not None:
-            self.viewer.add_labels(report.dendrite_ids, name=DENDRITES, opacity=0.4,
+        if result.dendrite_ids is not None:
+            self.viewer.add_labels(result.dendrite_ids, name=DENDRITES, opacity=0.4,
                                    visible=False, **grid)
         if result.thickness_image is None:
             return

@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 _ACTIVE: weakref.WeakKeyDictionary[Any, JobHandle] = weakref.WeakKeyDictionary()
 
 
+def unwrapped(viewer: Any) -> Any:
+    """The viewer itself (plugin widgets get it through a proxy, one per widget)."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 def report_error(error: BaseException, what: str) -> None:
     """Show an error as a napari notification: the message alone for errors a user can fix."""
     if isinstance(error, CryoliError):
@@ -45,7 +50,7 @@ class JobHandle:
 
 
 def active_job(viewer: Any) -> JobHandle | None:
-    return _ACTIVE.get(viewer)
+    return _ACTIVE.get(unwrapped(viewer))
 
 
 def start_job(
@@ -62,6 +67,7 @@ def start_job(
     Callbacks run on the GUI thread. Returns None (after telling the user) when another job is
     running in this viewer.
     """
+    viewer = unwrapped(viewer)
     running = _ACTIVE.get(viewer)
     if running is not None:
         show_info(f"{running.name} is running: stop it or wait before starting {name.lower()}")

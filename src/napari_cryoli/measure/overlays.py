@@ -18,9 +18,11 @@ MESH_VOXELS = 32_000_000
 
 @dataclass(frozen=True)
 class MeasuredOverlays:
-    """A report plus the SEI thickness image (NaN off the surface) and the thickness mesh."""
+    """A report plus the dendrite id map, the SEI thickness image (NaN off the surface) and the
+    thickness mesh."""
 
     report: Report
+    dendrite_ids: np.ndarray | None
     thickness_image: np.ndarray | None
     mesh: tuple[np.ndarray, np.ndarray, np.ndarray] | None
 
@@ -33,11 +35,12 @@ def measure_with_overlays(
 ) -> Job[MeasuredOverlays]:
     """Measure, then build the overlays from the measured surface points."""
     report = yield from measure(labels, voxel_size_nm, settings, stop)
+    ids = report.dendrite_ids()
     if report.stopped or report.surface is None or len(report.surface) == 0:
-        return MeasuredOverlays(report, None, None)
+        return MeasuredOverlays(report, ids, None, None)
     yield Progress(6, 7, "thickness overlays")
     step = max(1, int(round((labels.size / MESH_VOXELS) ** (1 / 3))))
     image = thickness_image(labels, report.surface)
     mesh = thickness_mesh(labels, report.surface, voxel_size_nm, step=step)
     yield Progress(7, 7, "done")
-    return MeasuredOverlays(report, image, mesh)
+    return MeasuredOverlays(report, ids, image, mesh)

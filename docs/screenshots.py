@@ -1,0 +1,94 @@
+"""Regenerate the screenshots of the user guide (run under Xvfb: ``xvfb-run -a python docs/screenshots.py``).
+
+Each shot drives the real widgets on the sample tomogram, as a user would, and saves the whole
+napari window to ``docs/images/``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtWidgets import QApplication
+
+OUT = Path(__file__).parent / "images"
+SIZE = (1500, 950)
+
+
+def settle(seconds: float = 0.5) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def wait_for(handle) -> None:
+    """Process events until a job started by a widget has finished."""
+    finished = []
+    handle.worker.finished.connect(lambda: finished.append(True))
+    while not finished:
+        settle(0.2)
+    settle(0.5)
+
+
+def show_dock(viewer, name: str):
+    """Bring a docked widget's tab to the front and return the widget."""
+    widget = viewer.window.dock_widgets[f"{name} (napari-cryoli)"]
+    widget.parent().raise_()
+    return widget
+
+
+def paint_strokes(viewer, widget) -> None:
+    """A few strokes per class on three slices, from the true labels (as a user would paint)."""
+    truth = viewer.layers["dendrite true labels"].data
+    labels = widget.new_labels()
+    rng = np.random.default_rng(1)
+    for z in (30, 47, 64):
+        for class_id in (1, 2, 3, 4, 5):
+            where = np.argwhere(truth[z] == class_id)
+            if len(where) == 0:
+                continue
+            widget.select_class(class_id)
+            labels.brush_size = 3 if class_id in (4, 5) else 6
+            for y, x in where[rng.choice(len(where), size=min(4, len(where)), replace=False)]:
+                labels.paint((z, int(y), int(x)), class_id)
+    viewer.dims.set_current_step(0, 47)
+    settle()
+
+
+def main() -> int:
+    import os
+    import tempfile
+
+    import napari
+
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp()  # no autosaves from earlier runs
+    from napari_cryoli._napari.demo import open_demo
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    viewer = napari.Viewer(title="napari-cryoli")
+    viewer.window.resize(*SIZE)
+    open_demo(viewer)
+    settle(1.0)
+    annotate = show_dock(viewer, "Annotate")
+    paint_strokes(viewer, annotate)
+    viewer.window.screenshot(str(OUT / "demo.png"), canvas_only=False)
+
+    viewer.dims.order = (1, 0, 2)
+    settle()
+    viewer.window.screenshot(str(OUT / "sample_xz.png"), canvas_only=False)
+    viewer.dims.order = (0, 1, 2)
+
+    measure = show_dock(viewer, "Measure")
+    measure.labels_picker.set_layer(viewer.layers["dendrite true labels"])
+    wait_for(measure.start())
+    viewer.layers["dendrite tomogram"].visible = True
+    viewer.window.screenshot(str(OUT / "measure.png"), canvas_only=False)
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,534 @@
+"""Train and Predict dock widgets: sparse labels -> 3D U-Net -> prediction -> correct -> fine-tune.
+
+Both widgets of a viewer share a :class:`ModelStore`: the model just trained (or loaded from a
+file) is what Predict uses and what Fine-tune continues from.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..annotations import save_annotations
+from ..errors import CryoliError, InputError
+from ..jobs import Progress
+from . import layers as L
+from .annotate import autosave_location_for
+from .figures import FigurePanel
+from .pickers import LayerPicker
+from .worker import report_error, start_job, unwrapped
+
+if TYPE_CHECKING:
+    import napari
+
+    from ..segment.model import SegmentationModel
+    from ..segment.prediction import Prediction
+    from ..segment.training import TrainProgress, TrainResult
+
+PREDICTION = "prediction"
+UNCERTAINTY = "uncertainty"
+PREVIEW = "training preview"
+#: Network sizes offered in the Train widget: (base channels, levels).
+MODEL_SIZES = {
+    "standard (CPU, minutes)": (16, 4),
+    "small (fastest)": (8, 3),
+    "large (GPU)": (32, 4),
+}
+PLOT_INTERVAL_S = 1.0
+
+
+class ModelStore(QObject):
+    """The models of one viewer's session, newest last; ``changed`` fires on every addition."""
+
+    changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models: dict[str, SegmentationModel] = {}
+
+    def add(self, name: str, model: SegmentationModel) -> str:
+        base, n = name, 2
+        while name in self.models:
+            name, n = f"{base} ({n})", n + 1
+        self.models[name] = model
+        self.changed.emit()
+        return name
+
+    @property
+    def latest(self) -> tuple[str, SegmentationModel] | None:
+        return next(reversed(self.models.items()), None)
+
+
+_STORES: weakref.WeakKeyDictionary[Any, ModelStore] = weakref.WeakKeyDictionary()
+
+
+def model_store(viewer: Any) -> ModelStore:
+    """The model store of a viewer (shared by all its widgets)."""
+    viewer = unwrapped(viewer)
+    if viewer not in _STORES:
+        _STORES[viewer] = ModelStore()
+    return _STORES[viewer]
+
+
+def load_model_into_store(viewer: Any, path: str | Path) -> str | None:
+    """Load a checkpoint (weights only) into the viewer's store; notify on problems."""
+    from ..segment.model import SegmentationModel
+
+    try:
+        model = SegmentationModel.load(path)
+    except CryoliError as e:
+        report_error(e, "Load model")
+        return None
+    return model_store(viewer).add(Path(path).name, model)
+
+
+def warn_if_incompatible(model: SegmentationModel, image: Image, labels: Labels | None) -> None:
+    ontology = L.layer_ontology(labels) if labels is not None else model.ontology
+    for warning in model.compatibility_warnings(ontology, L.voxel_size_nm(image)):
+        show_warning(warning)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def _loss_figure() -> Figure:
+    fig = Figure(figsize=(5, 2.6), layout="constrained")
+    ax_loss = fig.add_subplot()
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("training loss")
+    ax_dice = ax_loss.twinx()
+    ax_dice.set_ylabel("validation Dice")
+    ax_dice.set_ylim(0, 1)
+    return fig
+
+
+class TrainWidget(QWidget):
+    """Train (or fine-tune) a U-Net on an image and its sparse labels, with live feedback."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.store = model_store(napari_viewer)
+        self.result: TrainResult | None = None
+        self._job = None
+        self._steps: list[int] = []
+        self._losses: list[float] = []
+        self._val: list[tuple[int, dict[str, float]]] = []
+        self._last_plot = 0.0
+
+        self.image_picker = LayerPicker(napari_viewer, Image, self)
+        self.labels_picker = LayerPicker(napari_viewer, Labels, self)
+        self.size = QComboBox()
+        self.size.addItems(list(MODEL_SIZES))
+        self.minutes = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=600.0, value=5.0)
+        self.minutes.setSuffix(" min")
+        self.max_steps = QSpinBox(minimum=0, maximum=1_000_000, value=0)
+        self.max_steps.setSpecialValueText("until the time is up")
+        self.max_steps.setToolTip("Stop after this many training steps (or when the time is up)")
+        self.fine_tune = QCheckBox("Fine-tune the current model")
+        self.fine_tune.setToolTip("Continue from the model Predict uses, with the corrected labels")
+        self.train_button = QPushButton("Train")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setMaximum(1000)
+        self.status = QLabel("Paint a few strokes of each class, then press Train.")
+        self.status.setWordWrap(True)
+        self.plot = FigurePanel(_loss_figure())
+        self.save_button = QPushButton("Save model…")
+        self.load_button = QPushButton("Load model…")
+
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        form.addRow("Image", self.image_picker)
+        form.addRow("Labels", self.labels_picker)
+        form.addRow("Model size", self.size)
+        form.addRow("Time budget", self.minutes)
+        form.addRow("Steps", self.max_steps)
+        layout.addLayout(form)
+        layout.addWidget(self.fine_tune)
+        row = QHBoxLayout()
+        row.addWidget(self.train_button)
+        row.addWidget(self.stop_button)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot, 1)
+        row = QHBoxLayout()
+        row.addWidget(self.save_button)
+        row.addWidget(self.load_button)
+        layout.addLayout(row)
+
+        self.train_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.save_button.clicked.connect(self._save_dialog)
+        self.load_button.clicked.connect(self._load_dialog)
+        self.store.changed.connect(self._on_models_changed)
+        self._on_models_changed()
+
+    def _on_models_changed(self) -> None:
+        self.fine_tune.setEnabled(self.store.latest is not None)
+
+    def config(self, preview_z: int | None = None):
+        from ..segment.training import TrainConfig
+
+        base, depth = MODEL_SIZES[self.size.currentText()]
+        return TrainConfig(base_channels=base, depth=depth, minutes=self.minutes.value(),
+                           max_steps=self.max_steps.value() or None, preview_z=preview_z)
+
+    def start(self) -> Any:
+        """Autosave the labels, then train in a worker; returns the job handle or None."""
+        from ..segment.training import train
+
+        image, labels = self.image_picker.layer(), self.labels_picker.layer()
+        if image is None or labels is None:
+            show_info("Pick an image and the labels painted on it")
+            return None
+        init = self.store.latest[1] if self.fine_tune.isChecked() and self.store.latest else None
+        try:
+            L.check_same_grid(image, labels.data.shape, labels)
+        except CryoliError as e:
+            report_error(e, "Train")
+            return None
+        if init is not None:
+            warn_if_incompatible(init, image, labels)
+        preview_z = self._preview_index(image)
+        config = self.config(preview_z)
+        ontology = L.layer_ontology(labels)
+        voxel = L.voxel_size_nm(image)
+        label_copy = np.array(labels.data, dtype=np.uint8)
+        location = autosave_location_for(image, labels)
+        checkpoint = location.labels.with_name(location.labels.name.replace("-labels.mrc", "-model.pt"))
+        grid = dict(voxel_size_nm=voxel, origin_nm=tuple(float(t) for t in labels.translate))
+        self._preview_grid = (image, preview_z)
+
+        def job(stop):
+            save_annotations(location, label_copy, ontology=ontology, **grid)
+            yield Progress(0, 1000, "annotations saved")
+            return (yield from train(image.data, label_copy, config, ontology=ontology,
+                                     voxel_size_nm=voxel, init=init, checkpoint_path=checkpoint,
+                                     stop=stop))
+
+        self._reset_plot()
+        self._job = start_job(self.viewer, "Training", job, on_progress=self._on_progress,
+                              on_result=self._on_result, on_finish=self._on_finish)
+        if self._job is not None:
+            self.train_button.setEnabled(False)
+            self.stop_button.setEnabled(True)
+            self.status.setText(f"Training… best model checkpointed to {checkpoint.name}")
+        return self._job
+
+    def _preview_index(self, image: Image) -> int | None:
+        if image.data.ndim != 3 or 0 not in self.viewer.dims.not_displayed:
+            return None
+        z = image.world_to_data(self.viewer.dims.point)[0]
+        return int(np.clip(round(z), 0, image.data.shape[0] - 1))
+
+    def stop(self) -> None:
+        if self._job is not None:
+            self._job.stop()
+            self.status.setText("Stopping after this step…")
+
+    def _reset_plot(self) -> None:
+        self._steps, self._losses, self._val = [], [], []
+        self.plot.show_figure(_loss_figure())
+
+    def _on_progress(self, p: Progress) -> None:
+        if p.fraction is not None:
+            self.progress.setValue(int(1000 * min(p.fraction, 1.0)))
+        step = getattr(p, "step", None)
+        if step is None:
+            return
+        self._steps.append(p.step)
+        self._losses.append(p.loss)
+        if p.val_dice:
+            self._val.append((p.step, dict(p.val_dice)))
+        self.status.setText(_status_text(p))
+        if p.preview is not None:
+            self._show_preview(p.preview)
+        if time.monotonic() - self._last_plot >= PLOT_INTERVAL_S or p.val_dice:
+            self._draw_plot()
+
+    def _draw_plot(self) -> None:
+        self._last_plot = time.monotonic()
+        ax_loss, ax_dice = self.plot.figure.axes
+        ax_loss.clear()
+        ax_loss.plot(self._steps, self._losses, color="0.4", lw=0.8, label="loss")
+        ax_loss.set_xlabel("step")
+        ax_loss.set_ylabel("training loss")
+        ax_dice.clear()
+        ax_dice.set_ylim(0, 1)
+        ax_dice.set_ylabel("validation Dice")
+        if self._val:
+            steps = [s for s, _ in self._val]
+            names = sorted({n for _, d in self._val for n in d})
+            for name in names:
+                ax_dice.plot(steps, [d.get(name, np.nan) for _, d in self._val], marker=".",
+                             lw=1, label=name, color=_class_color(self, name))
+            ax_dice.legend(loc="lower right", fontsize=7, ncols=3)
+        self.plot.canvas.draw_idle()
+
+    def _show_preview(self, plane: np.ndarray) -> None:
+        image, z = self._preview_grid
+        data = plane[np.newaxis].astype(np.uint8)
+        translate = np.asarray(image.translate) + np.array([z, 0, 0]) * np.asarray(image.scale)
+        if PREVIEW in self.viewer.layers:
+            layer = self.viewer.layers[PREVIEW]
+            layer.data = data
+            layer.translate = translate
+        else:
+            labels = self.labels_picker.layer()
+            ontology = L.layer_ontology(labels) if labels is not None else None
+            style = L.labels_style(ontology) if ontology is not None else {}
+            self.viewer.add_labels(data, name=PREVIEW, scale=image.scale, translate=translate,
+                                   opacity=0.5, **style)
+
+    def _on_result(self, result: TrainResult) -> None:
+        self.result = result
+        self._draw_plot()
+        best = result.best_val_dice
+        mean = np.mean(list(best.values())) if best else float("nan")
+        stamp = time.strftime("%H:%M")
+        name = self.store.add(f"trained {stamp} (val Dice {mean:.2f})", result.model)
+        what = "Stopped" if result.stopped else "Trained"
+        self.status.setText(
+            f"{what} after {result.summary.get('steps', 0)} steps: '{name}' is ready for Predict."
+            + (f"\nbest validation Dice {_dice_text(best)}" if best else "")
+        )
+
+    def _on_finish(self) -> None:
+        self._job = None
+        self.train_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        if PREVIEW in self.viewer.layers:
+            self.viewer.layers.remove(PREVIEW)
+
+    def save_model(self, path: str | Path) -> None:
+        latest = self.store.latest
+        if latest is None:
+            show_info("No model yet: train or load one first")
+            return
+        try:
+            latest[1].save(path)
+        except CryoliError as e:
+            report_error(e, "Save model")
+        else:
+            show_info(f"Saved {latest[0]} to {path}")
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", "", "Model (*.pt)")
+        if path:
+            self.save_model(path)
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "Model (*.pt)")
+        if path:
+            load_model_into_store(self.viewer, path)
+
+
+def _class_color(widget: TrainWidget, name: str):
+    labels = widget.labels_picker.layer()
+    ontology = L.layer_ontology(labels) if labels is not None else None
+    if ontology is not None and name in ontology.names:
+        return ontology.classes[ontology.names.index(name)].color
+    return None
+
+
+def _dice_text(dice: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in dice.items())
+
+
+def _status_text(p: TrainProgress) -> str:
+    text = f"step {p.step}  loss {p.loss:.3f}  {p.elapsed_s:.0f} s"
+    if p.val_dice:
+        text += f"\nvalidation Dice: {_dice_text(p.val_dice)}"
+    return text
+
+
+# --- prediction ----------------------------------------------------------------------------------
+
+
+class PredictWidget(QWidget):
+    """Segment a whole tomogram with a model; copy the result into the labels to correct it."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.store = model_store(napari_viewer)
+        self._job = None
+        self._image: Image | None = None
+        self._model: SegmentationModel | None = None
+
+        self.image_picker = LayerPicker(napari_viewer, Image, self)
+        self.model_box = QComboBox()
+        self.load_button = QPushButton("Load…")
+        self.tta = QCheckBox("Flip test-time augmentation (slower, smoother)")
+        self.predict_button = QPushButton("Predict")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.target_picker = LayerPicker(napari_viewer, Labels, self)
+        self.copy_scope = QComboBox()
+        self.copy_scope.addItems(["whole volume", "current slice"])
+        self.copy_button = QPushButton("Copy prediction into labels")
+        self.copy_button.setToolTip(
+            "Replace the labels with the prediction (whole volume or the slice on screen) so you "
+            "can correct it by painting, then Fine-tune in the Train panel"
+        )
+
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        form.addRow("Image", self.image_picker)
+        row = QHBoxLayout()
+        row.addWidget(self.model_box, 1)
+        row.addWidget(self.load_button)
+        form.addRow("Model", row)
+        layout.addLayout(form)
+        layout.addWidget(self.tta)
+        row = QHBoxLayout()
+        row.addWidget(self.predict_button)
+        row.addWidget(self.stop_button)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        correct = QFormLayout()
+        correct.addRow("Correct in", self.target_picker)
+        correct.addRow("Copy", self.copy_scope)
+        layout.addLayout(correct)
+        layout.addWidget(self.copy_button)
+        layout.addStretch(1)
+
+        self.load_button.clicked.connect(self._load_dialog)
+        self.predict_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.copy_button.clicked.connect(self.copy_prediction)
+        self.store.changed.connect(self._refresh_models)
+        self._refresh_models()
+
+    def _refresh_models(self) -> None:
+        names = list(self.store.models)
+        self.model_box.clear()
+        self.model_box.addItems(names)
+        if names:
+            self.model_box.setCurrentIndex(len(names) - 1)
+        else:
+            self.status.setText("No model yet: train one in the Train panel or load a file.")
+
+    def model(self) -> SegmentationModel | None:
+        return self.store.models.get(self.model_box.currentText())
+
+    def start(self) -> Any:
+        """Predict the picked image in a worker; returns the job handle or None."""
+        from ..segment.prediction import PredictConfig, predict
+
+        image, model = self.image_picker.layer(), self.model()
+        if image is None or model is None:
+            show_info("Pick an image and a model (train one, or Load… a file)")
+            return None
+        warn_if_incompatible(model, image, None)
+        config = PredictConfig(tta=self.tta.isChecked(), uncertainty=True)
+        data = image.data
+        self._image, self._model = image, model
+        self._job = start_job(self.viewer, "Prediction",
+                              lambda stop: predict(data, model, config, stop=stop),
+                              on_progress=self._on_progress, on_result=self.show_result,
+                              on_finish=self._on_finish)
+        if self._job is not None:
+            self.predict_button.setEnabled(False)
+            self.stop_button.setEnabled(True)
+        return self._job
+
+    def stop(self) -> None:
+        if self._job is not None:
+            self._job.stop()
+
+    def _on_progress(self, p: Progress) -> None:
+        self.progress.setMaximum(max(p.total, 1))
+        self.progress.setValue(p.done)
+        self.status.setText(p.message)
+
+    def _on_finish(self) -> None:
+        self._job = None
+        self.predict_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+
+    def show_result(self, prediction: Prediction) -> None:
+        if prediction.stopped or prediction.labels is None:
+            self.status.setText("Stopped: no prediction added.")
+            return
+        image = self._image
+        grid = {"scale": image.scale, "translate": image.translate}
+        for name in (PREDICTION, UNCERTAINTY):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+        style = L.labels_style(self._model.ontology)
+        layer = self.viewer.add_labels(
+            np.asarray(prediction.labels), name=PREDICTION, opacity=0.6,
+            metadata={L.KEY: {"image": image.name, "classes": self._model.ontology.to_dict(),
+                              "path": None}},
+            **style, **grid,
+        )
+        if prediction.uncertainty is not None:
+            self.viewer.add_image(np.asarray(prediction.uncertainty), name=UNCERTAINTY,
+                                  colormap="magma", contrast_limits=(0.0, 1.0), opacity=0.6,
+                                  blending="additive", visible=False, **grid)
+        self.viewer.layers.selection.active = layer
+        self.status.setText(
+            f"Predicted {prediction.tiles} tiles in {prediction.seconds:.1f} s. Check the "
+            f"'{UNCERTAINTY}' layer for places to correct."
+        )
+
+    def copy_prediction(self) -> None:
+        """Copy the prediction into the picked labels layer (undoable in napari)."""
+        if PREDICTION not in self.viewer.layers:
+            show_info("Predict first")
+            return
+        target = self.target_picker.layer()
+        prediction = self.viewer.layers[PREDICTION]
+        if target is None or L.same_layer(target, prediction):
+            show_info("Pick the labels layer to correct (not the prediction itself)")
+            return
+        if target.data.shape != prediction.data.shape:
+            report_error(InputError("the prediction and the labels have different shapes"), "Copy")
+            return
+        source = np.asarray(prediction.data)
+        if self.copy_scope.currentText() == "current slice":
+            z = int(round(prediction.world_to_data(self.viewer.dims.point)[0]))
+            index = (slice(z, z + 1),)
+        else:
+            index = (slice(None),)
+        changed = np.nonzero(np.asarray(target.data[index]) != source[index])
+        offset = index[0].start or 0
+        indices = (changed[0] + offset, *changed[1:])
+        target.data_setitem(indices, source[indices])  # one undoable step; counts follow
+        show_info(f"Copied {len(changed[0]):,} voxels into {target.name}: correct them by painting, "
+                  "then Fine-tune")
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "Model (*.pt)")
+        if path:
+            load_model_into_store(self.viewer, path)
