@@ -8,11 +8,15 @@ minus one voxel; watershed of the solid's distance map for instances), full-reso
 for lengths, and a distance transform of the LiH complement for the Cu-to-LiH gaps.
 
     flock /tmp/cryoli-bench.lock python -m benchmarks.measure_speed [--size 512 512 256] [--no-peer]
+
+With ``--accuracy`` it prints instead the thickness bias on analytic shells (spheres and oblique
+cylinders, shells of 4-60 nm, isotropic and anisotropic voxels) for napari-cryoli and the peer.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -121,20 +125,71 @@ def peer(labels: np.ndarray, voxel) -> dict:
     return {"timings": timings, "thickness": thickness, "counts": counts, "n": n}
 
 
+def peer_thickness(labels: np.ndarray, voxel) -> np.ndarray:
+    """The peer's thickness: distance from each metal voxel next to SEI to the nearest voxel that
+    is neither metal, Cu nor SEI, less one voxel (the two half voxels to the interfaces)."""
+    from scipy import ndimage as ndi
+
+    h = np.asarray(voxel)
+    filled = np.isin(labels, (LI, LIH, CU, SEI))
+    dist = ndi.distance_transform_edt(np.pad(filled, 1, mode="edge"), sampling=h)[1:-1, 1:-1, 1:-1]
+    touches = ndi.binary_dilation(labels == SEI)
+    return dist[np.isin(labels, (LI, LIH)) & touches] - h.min()
+
+
+def accuracy() -> None:
+    """Mean thickness error (nm) on analytic shells, ours and the peer's, per voxel size."""
+    rng = np.random.default_rng(0)
+    radius = 24.0
+    print("| shape | voxel (nm) | shell (nm) | napari-cryoli bias | peer bias | quarter voxel |")
+    print("|---|---|---|---|---|---|")
+    for voxel in ((1.0, 1.0, 1.0), (1.6, 1.0, 0.8)):
+        for shell in (4.0, 10.0, 20.0, 60.0):
+            for kind in ("sphere", "cylinder"):
+                extent = 2 * (radius + shell) + 10
+                shape = tuple(int(np.ceil(extent / hh)) for hh in voxel)
+                centre = np.array([(n - 1) * hh / 2 for n, hh in zip(shape, voxel)])
+                centre += rng.uniform(-0.5, 0.5, 3)
+                z, y, x = (np.arange(n).reshape([-1 if i == j else 1 for j in range(3)]) * hh
+                           for i, (n, hh) in enumerate(zip(shape, voxel)))
+                if kind == "sphere":
+                    d = np.sqrt((z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2)
+                else:
+                    u = np.array([0.2, 0.35, 1.0]) / np.linalg.norm([0.2, 0.35, 1.0])
+                    a = centre - 500 * u
+                    d, _ = _segment_distance(z, y, x, a, centre + 500 * u)
+                labels = np.full(shape, BACKGROUND, np.uint8)
+                labels[d <= radius + shell] = SEI
+                labels[d <= radius] = LI
+                rep = run_job(measure(labels, voxel))
+                st = rep.surface
+                ours = float(np.nanmean(st.thickness_nm[st.covered]) - shell)
+                theirs = float(np.mean(peer_thickness(labels, voxel)) - shell)
+                print(f"| {kind} | {voxel} | {shell:g} | {ours:+.3f} | {theirs:+.3f} | "
+                      f"{min(voxel) / 4:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, nargs=3, default=(512, 512, 256), metavar=("X", "Y", "Z"))
     parser.add_argument("--no-peer", action="store_true", help="time only napari-cryoli")
+    parser.add_argument("--accuracy", action="store_true", help="thickness bias on analytic shells")
     args = parser.parse_args()
+    if args.accuracy:
+        accuracy()
+        return
     labels, owner, shells = build_volume(tuple(args.size))
     print(f"volume {labels.shape} (z, y, x) at {VOXEL} nm, {labels.size / 1e6:.0f} M voxels; "
           f"shells {shells} nm")
 
     stages = []
+    load = os.getloadavg()[0]
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     report = run_job(measure(labels, VOXEL),
                      lambda p: stages.append((time.perf_counter() - t0, p.message)))
     ours = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     prev = 0.0
     for t, msg in stages:
         if msg in ("phase volumes", "SEI thickness", "dendrite shapes", "done") or "dendrites" == msg.split(" ")[-1]:
@@ -145,14 +200,17 @@ def main() -> None:
     truth_by_dendrite = _truth_per_point(report, owner, shells)
     ok = st.measured & np.isfinite(truth_by_dendrite)
     bias = float(np.mean(st.thickness_nm[ok] - truth_by_dendrite[ok]))
-    print(f"napari-cryoli: {ours:.2f} s; {len(report.dendrites)} dendrites, "
+    print(f"napari-cryoli: {ours:.2f} s wall, {cpu:.2f} s CPU (load average {load:.1f} before "
+          f"the run); {len(report.dendrites)} dendrites, "
           f"{len(report.cu_particles)} Cu particles, {sei['n_points']} thickness points, "
           f"thickness bias {bias:+.3f} nm")
     if args.no_peer:
         return
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     result = peer(labels, VOXEL)
     theirs = time.perf_counter() - t0
+    print(f"peer: {theirs:.1f} s wall, {time.process_time() - cpu0:.1f} s CPU")
     print("peer (scipy): " + ", ".join(f"{k} {v:.1f} s" for k, v in result["timings"].items()))
     print(f"peer thickness mean {np.mean(result['thickness']):.2f} nm over "
           f"{result['thickness'].size} points (shell mix mean {np.mean(shells):.1f} nm)")

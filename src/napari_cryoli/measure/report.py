@@ -334,8 +334,7 @@ def _histogram(st: SurfaceThickness, bin_nm: float) -> dict:
 
 def _dendrite_row(i, v, form, mask, origin, h, shape, surface, settings) -> dict:
     metal = v["Li"] + v["LiH"]
-    coords = np.argwhere(mask)
-    centroid = ((coords.mean(axis=0) + origin) * h).tolist() if coords.size else [None] * 3
+    centroid = ((_centroid(mask) + origin) * np.asarray(h)).tolist()
     on = surface.dendrite == i
     block = _phase_block(surface, on, settings)
     with np.errstate(invalid="ignore"):
@@ -363,6 +362,14 @@ def _dendrite_row(i, v, form, mask, origin, h, shape, surface, settings) -> dict
         "sei_thickness_nm": block,
         "n_cu_particles": 0,
     }
+
+
+def _centroid(mask: np.ndarray) -> np.ndarray:
+    """Mean voxel index of ``mask`` per axis, from its marginals (no list of voxels)."""
+    zy = mask.sum(axis=2, dtype=np.int64)
+    marginals = (zy.sum(axis=1), zy.sum(axis=0), mask.sum(axis=(0, 1), dtype=np.int64))
+    total = max(int(marginals[0].sum()), 1)
+    return np.array([float(np.arange(m.size) @ m) / total for m in marginals])
 
 
 def _touches_border(mask: np.ndarray, origin: np.ndarray, shape: Sequence[int]) -> bool:

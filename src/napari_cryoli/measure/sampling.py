@@ -25,14 +25,12 @@ def smoothed(
     *,
     support: int = 5,
     sigma: float = SIGMA_VOXELS,
-    gradient: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> np.ndarray:
     """The Gaussian-smoothed ``mask`` at ``points`` (n, 3) in voxel coordinates.
 
     ``support`` lattice points per axis around each point enter the (normalised) weights; indices
     beyond the array repeat the border voxel, so a shape cut by the volume border continues
-    straight through it and its border face is not an interface. With ``gradient`` the gradient
-    in voxel units (d/d index per axis) comes too.
+    straight through it and its border face is not an interface.
     """
     pts = np.asarray(points, dtype=np.float64)
     n = pts.shape[0]
@@ -47,33 +45,27 @@ def smoothed(
     d = (offs - pts[:, :, None]).astype(np.float32)
     w = np.exp(-0.5 * (d / np.float32(sigma)) ** 2)
     itype = np.int32 if flat.size < 2**31 else np.int64
-    idx = np.clip(offs, 0, (shape - 1)[None, :, None]).astype(itype)
-    strides = (int(shape[1] * shape[2]), int(shape[2]), 1)
-    lin = (
-        (idx[:, 0, :] * itype(strides[0]))[:, :, None, None]
-        + (idx[:, 1, :] * itype(strides[1]))[:, None, :, None]
-        + idx[:, 2, :][:, None, None, :]
-    )
+    strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=itype)
+    lin = np.empty((n, support, support, support), dtype=itype)
+    # Away from the border a stencil is one base index plus a fixed table of offsets.
+    inner = np.all((base >= 0) & (base + support <= shape), axis=1)
+    table = (
+        taps[:, None, None] * strides[0] + taps[None, :, None] * strides[1] + taps[None, None, :]
+    ).astype(itype)
+    lin[inner] = (base[inner].astype(itype) @ strides)[:, None, None, None] + table
+    if not inner.all():
+        idx = np.clip(offs[~inner], 0, (shape - 1)[None, :, None]).astype(itype)
+        lin[~inner] = (
+            (idx[:, 0, :] * strides[0])[:, :, None, None]
+            + (idx[:, 1, :] * strides[1])[:, None, :, None]
+            + idx[:, 2, :][:, None, None, :]
+        )
     vals = flat[lin].astype(np.float32)  # (n, s, s, s)
     wz, wy, wx = (w[:, a, :] for a in range(3))
-    sz, sy, sx = (wa.sum(axis=1) for wa in (wz, wy, wx))
     vx = np.einsum("nijk,nk->nij", vals, wx)
     vxy = np.einsum("nij,nj->ni", vx, wy)
     num = np.einsum("ni,ni->n", vxy, wz)
-    den = sz * sy * sx
-    value = num / den
-    if not gradient:
-        return value, None
-    grads = np.empty((n, 3), dtype=np.float64)
-    # d w / d x = (d / sigma^2) w for each axis; the quotient rule keeps the normalisation exact.
-    dw = [(d[:, a, :] / np.float32(sigma**2)) * w[:, a, :] for a in range(3)]
-    dsum = [dwa.sum(axis=1) for dwa in dw]
-    vdx = np.einsum("nij,nj->ni", np.einsum("nijk,nk->nij", vals, dw[2]), wy)
-    vdy = np.einsum("nij,nj->ni", vx, dw[1])
-    grads[:, 0] = (np.einsum("ni,ni->n", vxy, dw[0]) - value * dsum[0] * sy * sx) / den
-    grads[:, 1] = (np.einsum("ni,ni->n", vdy, wz) - value * sz * dsum[1] * sx) / den
-    grads[:, 2] = (np.einsum("ni,ni->n", vdx, wz) - value * sz * sy * dsum[2]) / den
-    return value, grads
+    return num / (wz.sum(axis=1) * wy.sum(axis=1) * wx.sum(axis=1))
 
 
 def outward_normals(
@@ -120,16 +112,17 @@ def first_exit(
     max_nm: float,
     *,
     stop_at_border: bool = False,
+    step_voxels: float = 0.5,
 ) -> np.ndarray:
     """Distance (nm) along each direction from ``points`` (voxel coords) to where it leaves
     ``mask``: half-way between the last sample inside and the first sample in a voxel outside,
-    sampling every half of the smallest voxel size.
+    sampling every ``step_voxels`` of the smallest voxel size.
 
     A ray that passes ``max_nm`` gives NaN; one that leaves the volume first gives NaN, or with
     ``stop_at_border`` the distance to the border (half-way past its last sample inside).
     """
     h = np.asarray(voxel_size_nm, dtype=float)
-    step = 0.5 * h.min()
+    step = step_voxels * h.min()
     shape = np.asarray(mask.shape)
     flat = mask.reshape(-1)
     s0, s1 = int(shape[1] * shape[2]), int(shape[2])
