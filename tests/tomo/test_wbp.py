@@ -228,6 +228,13 @@ def test_bad_settings_raise_input_error(kwargs):
         WBPSettings(**kwargs)
 
 
+def test_non_finite_tilt_series_is_refused():
+    tilts = np.ones((3, 40, 16), np.float32)
+    tilts[1, 35, 4] = np.nan
+    with pytest.raises(InputError, match="not finite .* rows 32-39"):
+        run_job(reconstruct(tilts, [-5, 0, 5]))
+
+
 def test_cuda_requested_without_a_gpu_is_a_clear_error():
     import torch
 

@@ -166,6 +166,11 @@ def reconstruct(
             if stop_requested(stop):
                 return Reconstruction(volume, stopped=True)
             rows = torch.from_numpy(np.ascontiguousarray(data[:, y0:y1, :], dtype=np.float32))
+            if not bool(torch.isfinite(rows).all()):
+                raise InputError(
+                    f"the tilt series holds values that are not finite (NaN or infinity) in "
+                    f"rows {y0}-{y1 - 1}"
+                )
             filtered = _filter_rows(rows.to(dev), filt, n_padded)[..., extend]
             # (view, y, u) -> (view * u, y): one column per slice
             columns = filtered.permute(0, 2, 1).reshape(-1, y1 - y0)
