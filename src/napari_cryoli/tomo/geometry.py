@@ -215,9 +215,9 @@ def to_torch_csr(m: scipy.sparse.csr_matrix, device: torch.device) -> torch.Tens
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(
-            torch.from_numpy(m.indptr.astype(np.int32)),
-            torch.from_numpy(m.indices.astype(np.int32)),
-            torch.from_numpy(m.data.astype(np.float32)),
+            torch.from_numpy(m.indptr.astype(np.int32, copy=False)),
+            torch.from_numpy(m.indices.astype(np.int32, copy=False)),
+            torch.from_numpy(m.data.astype(np.float32, copy=False)),
             size=m.shape,
             device=device,
             check_invariants=False,
