@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import CryoliError
 from .jobs import Job, TextProgressBar, run_job
+from .tomo.wbp import AXIS_ANGLES
 
 
 def drive(job: Job, label: str, quiet: bool = False):
@@ -86,10 +87,8 @@ def _cmd_simulate(args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def _cmd_reconstruct(args: argparse.Namespace, stop: threading.Event) -> int:
-    import numpy as np
-
     from .io import read_tilt_series, write_mrc
-    from .tomo.wbp import WBPSettings, reconstruct
+    from .tomo.wbp import WBPSettings, axis_on_y, reconstruct
 
     series = read_tilt_series(args.tiltseries, args.angles)
     for warning in series.warnings:
@@ -101,8 +100,7 @@ def _cmd_reconstruct(args: argparse.Namespace, stop: threading.Event) -> int:
         sirt_like_iterations=args.sirt_like,
         device=args.device,
     )
-    # Turning the images by minus the axis angle puts the tilt axis on y (exact for 90° steps).
-    images = np.rot90(series.data, args.tilt_axis_angle // 90, axes=(1, 2))
+    images = axis_on_y(series.data, args.tilt_axis_angle)
     result = drive(reconstruct(images, series.angles_deg, settings, stop), "reconstruct")
     if result.stopped:
         print("napari-cryoli reconstruct: stopped, nothing written", file=sys.stderr)
@@ -194,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="IMOD RADIAL falloff (Gaussian sigma), cycles/pixel (default 0.035)")
     p.add_argument("--sirt-like", type=int, default=0, metavar="N",
                    help="filter like N SIRT iterations (IMOD FakeSIRTiterations; default 0)")
-    p.add_argument("--tilt-axis-angle", type=int, default=0, choices=(0, 90, -90, 180),
+    p.add_argument("--tilt-axis-angle", type=int, default=0, choices=AXIS_ANGLES,
                    help="tilt axis angle from the images' y axis, counterclockwise, for stacks "
                    "not rotated yet (default 0: axis along y)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

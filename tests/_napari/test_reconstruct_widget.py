@@ -45,6 +45,24 @@ def test_reconstructs_tilt_series_into_tomogram(make_napari_viewer, qtbot, ball_
     np.testing.assert_allclose(bright.mean(axis=0), (20, 12, 14), atol=1.0)  # the ball's centre
 
 
+def test_tilt_axis_option_turns_images(make_napari_viewer, qtbot, tmp_path):
+    """A series whose tilt axis lies along x reconstructs like the aligned one."""
+    z, y, x = np.mgrid[:32, :24, :24]
+    volume = (((z - 20) ** 2 + (y - 12) ** 2 + (x - 8) ** 2) <= 16).astype(np.float32)
+    angles = np.arange(-60.0, 61.0, 3.0)
+    turned = np.rot90(project(volume, angles), -1, axes=(1, 2)).astype(np.float32)
+    write_tilt_series(tmp_path / "turned.st", TiltSeries(turned, angles, PIXEL_NM))
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "turned.st"), plugin="napari-cryoli")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cryoli", "Reconstruct")
+    widget.axis.setCurrentIndex(widget.axis.findData(90))
+    widget.thickness.setValue(32)
+    wait(widget.start(), qtbot)
+    tomogram = viewer.layers["turned tomogram"].data
+    bright = np.argwhere(tomogram > 0.5 * tomogram.max())
+    np.testing.assert_allclose(bright.mean(axis=0), (20, 12, 8), atol=1.0)
+
+
 def test_angle_file_must_match(make_napari_viewer, qtbot, ball_series, tmp_path):
     path, angles = ball_series
     viewer = make_napari_viewer()
@@ -56,13 +74,15 @@ def test_angle_file_must_match(make_napari_viewer, qtbot, ball_series, tmp_path)
     assert "ball tomogram" not in viewer.layers
 
 
-def test_stop_adds_nothing(make_napari_viewer, qtbot, ball_series):
-    path, _ = ball_series
+def test_stop_adds_nothing(make_napari_viewer, qtbot, tmp_path):
+    angles = np.arange(-60.0, 61.0, 1.0)
+    path = tmp_path / "big.st"  # many chunks of slices, so Stop lands before the end
+    write_tilt_series(path, TiltSeries(np.ones((121, 320, 64), np.float32), angles, PIXEL_NM))
     viewer = make_napari_viewer()
     viewer.open(str(path), plugin="napari-cryoli")
     _, widget = viewer.window.add_plugin_dock_widget("napari-cryoli", "Reconstruct")
     handle = widget.start()
     handle.stop()
     wait(handle, qtbot)
-    assert "ball tomogram" not in viewer.layers
+    assert "big tomogram" not in viewer.layers
     assert widget.run_button.isEnabled()

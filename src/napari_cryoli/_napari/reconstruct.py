@@ -9,6 +9,7 @@ import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import (
+    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -24,6 +25,7 @@ from qtpy.QtWidgets import (
 from ..contrast import percentile_limits
 from ..errors import CryoliError, InputError
 from ..jobs import Progress
+from ..tomo.wbp import AXIS_ANGLES
 from . import layers as L
 from .pickers import LayerPicker
 from .worker import report_error, start_job
@@ -65,6 +67,10 @@ class ReconstructWidget(QWidget):
         self.angle_edit = QLineEdit()
         self.angle_edit.setPlaceholderText("from the file's header or a .tlt beside it")
         self.angle_button = QPushButton("Angles…")
+        self.axis = QComboBox()
+        for angle in AXIS_ANGLES:
+            self.axis.addItem("along y (aligned)" if angle == 0 else f"{angle:+d}° from y", angle)
+        self.axis.setToolTip("Where the tilt axis lies in the images; it is turned onto y first")
         self.thickness = QSpinBox(minimum=0, maximum=8192, value=0)
         self.thickness.setSpecialValueText("as wide as the images")
         self.thickness.setSuffix(" voxels")
@@ -87,6 +93,7 @@ class ReconstructWidget(QWidget):
         row.addWidget(self.angle_edit, 1)
         row.addWidget(self.angle_button)
         form.addRow("Angle file", row)
+        form.addRow("Tilt axis", self.axis)
         form.addRow("Thickness", self.thickness)
         form.addRow("Radial cutoff (cycles/px)", self.cutoff)
         form.addRow("Radial falloff (cycles/px)", self.falloff)
@@ -106,7 +113,7 @@ class ReconstructWidget(QWidget):
 
     def start(self) -> Any:
         """Reconstruct the picked tilt series in a worker; returns the job handle or None."""
-        from ..tomo.wbp import WBPSettings, reconstruct
+        from ..tomo.wbp import WBPSettings, axis_on_y, reconstruct
 
         layer = self.series_picker.layer()
         if layer is None:
@@ -116,6 +123,7 @@ class ReconstructWidget(QWidget):
             if layer.data.ndim != 3:
                 raise InputError(f"{layer.name} is not a stack of tilt images")
             angles = layer_angles(layer, self.angle_edit.text().strip())
+            tilts = axis_on_y(layer.data, self.axis.currentData())  # a view: read-only in the worker
             settings = WBPSettings(
                 thickness=self.thickness.value() or None,
                 radial_cutoff=self.cutoff.value(),
@@ -125,7 +133,6 @@ class ReconstructWidget(QWidget):
         except CryoliError as e:
             report_error(e, "Reconstruct")
             return None
-        tilts = layer.data  # read-only use in the worker; the job reads rows as it goes
         self._source = layer
         self._job = start_job(
             self.viewer, "Reconstruction", lambda stop: reconstruct(tilts, angles, settings, stop),

@@ -181,6 +181,20 @@ def reconstruct(
     return Reconstruction(volume, stopped=False)
 
 
+#: Tilt-axis angles (degrees counterclockwise from the images' y axis) that :func:`axis_on_y` turns.
+AXIS_ANGLES = (0, 90, -90, 180)
+
+
+def axis_on_y(tilts: np.ndarray, axis_angle_deg: int) -> np.ndarray:
+    """Turn a tilt series (view, y, x) so its tilt axis, at ``axis_angle_deg`` from y, lies on y.
+
+    Exact for the quarter turns of :data:`AXIS_ANGLES` (a view, not a copy).
+    """
+    if axis_angle_deg not in AXIS_ANGLES:
+        raise InputError(f"the tilt axis angle must be one of {AXIS_ANGLES}, not {axis_angle_deg}")
+    return np.rot90(tilts, axis_angle_deg // 90, axes=(1, 2))
+
+
 def reconstruct_volume(
     tilts: np.ndarray, angles_deg: Sequence[float], settings: WBPSettings = WBPSettings()
 ) -> np.ndarray:
