@@ -33,8 +33,9 @@ def _segment_distance(z, y, x, a, b):
     ab = b - a
     t = ((z - a[0]) * ab[0] + (y - a[1]) * ab[1] + (x - a[2]) * ab[2]) / float(ab @ ab)
     t = np.clip(t, 0, 1)
-    return np.sqrt((z - a[0] - t * ab[0]) ** 2 + (y - a[1] - t * ab[1]) ** 2
-                   + (x - a[2] - t * ab[2]) ** 2), t
+    return np.sqrt(
+        (z - a[0] - t * ab[0]) ** 2 + (y - a[1] - t * ab[1]) ** 2 + (x - a[2] - t * ab[2]) ** 2
+    ), t
 
 
 def build_volume(size_xyz=(512, 512, 256), seed: int = 0):
@@ -52,14 +53,22 @@ def build_volume(size_xyz=(512, 512, 256), seed: int = 0):
         shell = 30.0 if k == 0 else float(rng.choice([10.0, 14.0]))
         zc = rng.uniform(0.3, 0.7) * ext[0]
         a = np.array([zc, rng.uniform(0.1, 0.9) * ext[1], rng.uniform(0.05, 0.3) * ext[2]])
-        b = np.array([zc + rng.uniform(-30, 30), rng.uniform(0.1, 0.9) * ext[1],
-                      rng.uniform(0.7, 0.95) * ext[2]])
+        b = np.array(
+            [
+                zc + rng.uniform(-30, 30),
+                rng.uniform(0.1, 0.9) * ext[1],
+                rng.uniform(0.7, 0.95) * ext[2],
+            ]
+        )
         reach = radius + shell + 2
         lo = np.maximum(np.floor((np.minimum(a, b) - reach) / VOXEL).astype(int), 0)
         hi = np.minimum(np.ceil((np.maximum(a, b) + reach) / VOXEL).astype(int) + 1, shape)
         box = tuple(slice(l, h) for l, h in zip(lo, hi))
-        z, y, x = (np.arange(l, h, dtype=np.float32).reshape([-1 if i == j else 1 for j in range(3)])
-                   * VOXEL[i] for i, (l, h) in enumerate(zip(lo, hi)))
+        z, y, x = (
+            np.arange(l, h, dtype=np.float32).reshape([-1 if i == j else 1 for j in range(3)])
+            * VOXEL[i]
+            for i, (l, h) in enumerate(zip(lo, hi))
+        )
         d, t = _segment_distance(z, y, x, a, b)
         view = labels[box]
         free = view == BACKGROUND  # later dendrites do not overwrite earlier ones
@@ -97,7 +106,7 @@ def peer(labels: np.ndarray, voxel) -> dict:
     comps, n = ndi.label(solid, structure=np.ones((3, 3, 3)))
     peaks = ndi.maximum_filter(dist_solid, size=9) == dist_solid
     markers, _ = ndi.label(peaks & (dist_solid > 4))
-    inst = watershed(-dist_solid, markers, mask=solid)
+    watershed(-dist_solid, markers, mask=solid)
     timings["instances"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -152,8 +161,10 @@ def accuracy() -> None:
                 shape = tuple(int(np.ceil(extent / hh)) for hh in voxel)
                 centre = np.array([(n - 1) * hh / 2 for n, hh in zip(shape, voxel)])
                 centre += rng.uniform(-0.5, 0.5, 3)
-                z, y, x = (np.arange(n).reshape([-1 if i == j else 1 for j in range(3)]) * hh
-                           for i, (n, hh) in enumerate(zip(shape, voxel)))
+                z, y, x = (
+                    np.arange(n).reshape([-1 if i == j else 1 for j in range(3)]) * hh
+                    for i, (n, hh) in enumerate(zip(shape, voxel))
+                )
                 if kind == "sphere":
                     d = np.sqrt((z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2)
                 else:
@@ -167,23 +178,31 @@ def accuracy() -> None:
                 st = rep.surface
                 ours = float(np.nanmean(st.thickness_nm[st.covered]) - shell)
                 theirs = float(np.mean(peer_thickness(labels, voxel)) - shell)
-                print(f"| {kind} | {voxel} | {shell:g} | {ours:+.3f} | {theirs:+.3f} | "
-                      f"{min(voxel) / 4:.2f} |")
+                print(
+                    f"| {kind} | {voxel} | {shell:g} | {ours:+.3f} | {theirs:+.3f} | "
+                    f"{min(voxel) / 4:.2f} |"
+                )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, nargs=3, default=(512, 512, 256), metavar=("X", "Y", "Z"))
+    parser.add_argument(
+        "--size", type=int, nargs=3, default=(512, 512, 256), metavar=("X", "Y", "Z")
+    )
     parser.add_argument("--no-peer", action="store_true", help="time only napari-cryoli")
     parser.add_argument("--repeats", type=int, default=3, help="runs of napari-cryoli (median)")
-    parser.add_argument("--accuracy", action="store_true", help="thickness bias on analytic shells")
+    parser.add_argument(
+        "--accuracy", action="store_true", help="thickness bias on analytic shells"
+    )
     args = parser.parse_args()
     if args.accuracy:
         accuracy()
         return
     labels, owner, shells = build_volume(tuple(args.size))
-    print(f"volume {labels.shape} (z, y, x) at {VOXEL} nm, {labels.size / 1e6:.0f} M voxels; "
-          f"shells {shells} nm")
+    print(
+        f"volume {labels.shape} (z, y, x) at {VOXEL} nm, {labels.size / 1e6:.0f} M voxels; "
+        f"shells {shells} nm"
+    )
 
     walls, cpus = [], []
     for r in range(args.repeats):
@@ -191,17 +210,24 @@ def main() -> None:
         load = os.getloadavg()[0]
         cpu0 = time.process_time()
         t0 = time.perf_counter()
-        report = run_job(measure(labels, VOXEL),
-                         lambda p, t0=t0: stages.append((time.perf_counter() - t0, p.message)))
+        report = run_job(
+            measure(labels, VOXEL),
+            lambda p, t0=t0, stages=stages: stages.append((time.perf_counter() - t0, p.message)),
+        )
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - cpu0)
-        print(f"run {r + 1} ({'cold' if r == 0 else 'warm'} imports, load average {load:.1f}): "
-              f"{walls[-1]:.2f} s wall, {cpus[-1]:.2f} s CPU")
+        print(
+            f"run {r + 1} ({'cold' if r == 0 else 'warm'} imports, load average {load:.1f}): "
+            f"{walls[-1]:.2f} s wall, {cpus[-1]:.2f} s CPU"
+        )
         prev = 0.0
         for t, msg in stages:
-            if msg in ("phase volumes", "SEI thickness", "dendrite shapes", "done") or msg.endswith(
-                " dendrites"
-            ):
+            if msg in (
+                "phase volumes",
+                "SEI thickness",
+                "dendrite shapes",
+                "done",
+            ) or msg.endswith(" dendrites"):
                 print(f"  {t - prev:6.2f} s  {msg}")
                 prev = t
     ours, cpu = float(np.median(walls)), float(np.median(cpus))
@@ -210,10 +236,12 @@ def main() -> None:
     truth = _truth_per_point(st.points_zyx, owner, shells, VOXEL)
     ok = st.measured & np.isfinite(truth)
     bias = float(np.mean(st.thickness_nm[ok] - truth[ok]))
-    print(f"napari-cryoli, median of {len(walls)}: {ours:.2f} s wall, {cpu:.2f} s CPU; "
-          f"{len(report.dendrites)} dendrites, "
-          f"{len(report.cu_particles)} Cu particles, {sei['n_points']} thickness points, "
-          f"thickness bias {bias:+.3f} nm")
+    print(
+        f"napari-cryoli, median of {len(walls)}: {ours:.2f} s wall, {cpu:.2f} s CPU; "
+        f"{len(report.dendrites)} dendrites, "
+        f"{len(report.cu_particles)} Cu particles, {sei['n_points']} thickness points, "
+        f"thickness bias {bias:+.3f} nm"
+    )
     if args.no_peer:
         return
     cpu0 = time.process_time()
@@ -225,10 +253,14 @@ def main() -> None:
     print("peer (scipy): " + ", ".join(f"{k} {v:.1f} s" for k, v in result["timings"].items()))
     truth = _truth_per_point(result["points"], owner, shells, VOXEL)
     ok = np.isfinite(truth)
-    print(f"peer thickness bias {np.mean(result['thickness'][ok] - truth[ok]):+.3f} nm over "
-          f"{int(ok.sum())} points away from contacts")
-    print(f"ratio peer / napari-cryoli: {theirs / ours:.1f}x wall ({theirs:.1f} s vs {ours:.2f} s), "
-          f"{their_cpu / cpu:.1f}x CPU")
+    print(
+        f"peer thickness bias {np.mean(result['thickness'][ok] - truth[ok]):+.3f} nm over "
+        f"{int(ok.sum())} points away from contacts"
+    )
+    print(
+        f"ratio peer / napari-cryoli: {theirs / ours:.1f}x wall ({theirs:.1f} s vs {ours:.2f} s), "
+        f"{their_cpu / cpu:.1f}x CPU"
+    )
 
 
 def _truth_per_point(points_zyx, owner, shells, voxel) -> np.ndarray:
@@ -246,8 +278,9 @@ def _truth_per_point(points_zyx, owner, shells, voxel) -> np.ndarray:
         mine = design == i
         others = ~mine & (design > 0)
         if others.any():
-            near, _ = cKDTree(points_nm[others]).query(points_nm[mine], k=1,
-                                                       distance_upper_bound=60)
+            near, _ = cKDTree(points_nm[others]).query(
+                points_nm[mine], k=1, distance_upper_bound=60
+            )
             truth[np.flatnonzero(mine)[near < 60]] = np.nan
     return truth
 

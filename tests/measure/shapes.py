@@ -67,9 +67,7 @@ def shelled(
     return labels
 
 
-def sphere(
-    shape, voxel_size_nm, radius_nm, shell_nm, centre_nm=None, phase=LI
-) -> np.ndarray:
+def sphere(shape, voxel_size_nm, radius_nm, shell_nm, centre_nm=None, phase=LI) -> np.ndarray:
     centre = _centre(shape, voxel_size_nm) if centre_nm is None else centre_nm
     return shelled(distance_to_point(shape, voxel_size_nm, centre), radius_nm, shell_nm, phase)
 
@@ -78,13 +76,15 @@ def _centre(shape, voxel_size_nm) -> np.ndarray:
     return np.array([(n - 1) * h / 2 for n, h in zip(shape, voxel_size_nm)])
 
 
-def half_and_half_sphere(shape, voxel_size_nm, radius_nm, shell_li_nm, shell_lih_nm, centre_nm=None):
+def half_and_half_sphere(
+    shape, voxel_size_nm, radius_nm, shell_li_nm, shell_lih_nm, centre_nm=None
+):
     """A sphere, Li where x < centre (shell ``shell_li_nm``), LiH where x >= centre (its own shell).
 
     The halves meet in a plane through the centre, so every radial normal stays in its half and
     the thickness along it is that half's shell exactly."""
     centre = _centre(shape, voxel_size_nm) if centre_nm is None else np.asarray(centre_nm)
-    z, y, x = grid_nm(shape, voxel_size_nm)
+    x = grid_nm(shape, voxel_size_nm)[2]
     lih_side = np.broadcast_to(x >= centre[2], shape)
     d = distance_to_point(shape, voxel_size_nm, centre)
     shell = np.where(lih_side, shell_lih_nm, shell_li_nm)

@@ -66,7 +66,7 @@ def test_z_stretched_section_reports_both_widths():
     """An elliptic rod (the missing wedge's elongation along z): z width 1.6x the in-plane one."""
     voxel = ISO
     shape = (80, 60, 100)
-    z, y, x = shapes.grid_nm(shape, voxel)
+    z, y, _ = shapes.grid_nm(shape, voxel)
     mask = np.broadcast_to(((z - 39.6) / 16.0) ** 2 + ((y - 29.7) / 10.0) ** 2 <= 1, shape)
     form = dendrites.shape(np.ascontiguousarray(mask), voxel)
     assert form.width_xy_nm == pytest.approx(20, rel=0.05)

@@ -13,8 +13,14 @@ SPECS = {
     "fresh": PhantomSpec(aging="fresh"),
     "24h": PhantomSpec(aging="24h"),
     "7d": PhantomSpec(aging="7d"),
-    "two-bent": PhantomSpec(aging="24h", n_dendrites=2, bent=True, shape=(96, 160, 256),
-                            sei_thickness_nm=10.0, sei_thickness_on_lih_nm=16.0),
+    "two-bent": PhantomSpec(
+        aging="24h",
+        n_dendrites=2,
+        bent=True,
+        shape=(96, 160, 256),
+        sei_thickness_nm=10.0,
+        sei_thickness_on_lih_nm=16.0,
+    ),
 }
 
 
@@ -65,8 +71,10 @@ def test_cu_particle_size_and_place(measured):
     truth, report = measured
     assert len(report.cu_particles) == len(truth["cu_particles"])
     for t in truth["cu_particles"]:
-        p = min(report.cu_particles,
-                key=lambda p: np.linalg.norm(np.subtract(p["centroid_nm"], t["centroid_nm"])))
+        p = min(
+            report.cu_particles,
+            key=lambda p: np.linalg.norm(np.subtract(p["centroid_nm"], t["centroid_nm"])),
+        )
         assert close(p["equivalent_diameter_nm"], t["equivalent_diameter_nm"], rel=1e-6)
         assert close(p["equivalent_diameter_nm"], 2 * t["radius_nm"])  # the design
         assert np.allclose(p["centroid_nm"], t["centroid_nm"], atol=1e-6)

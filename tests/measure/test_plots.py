@@ -23,8 +23,9 @@ VOXEL = (1.0, 1.0, 1.0)
 def reports() -> dict[str, dict]:
     out = {}
     for name, (li, lih) in {"fresh": (6.0, 6.0), "24h": (8.0, 7.0), "7d": (24.0, 9.0)}.items():
-        labels = shapes.half_and_half_sphere((84, 84, 84), VOXEL, 14.0, li, lih,
-                                             (41.3, 41.6, 41.2))
+        labels = shapes.half_and_half_sphere(
+            (84, 84, 84), VOXEL, 14.0, li, lih, (41.3, 41.6, 41.2)
+        )
         rep = run_job(measure(labels, VOXEL, MeasureSettings(extended_threshold_nm=20)))
         out[name] = json.loads(json.dumps(rep.to_dict()))  # as read back from REPORT.json
     return out
@@ -53,13 +54,15 @@ def test_lih_fraction_per_dendrite(reports):
     fig = plots.lih_fraction_per_dendrite(reports["fresh"])
     (ax,) = fig.axes
     (bar,) = ax.patches
-    assert bar.get_height() == pytest.approx(reports["fresh"]["dendrites"][0]["lih_volume_fraction"])
+    assert bar.get_height() == pytest.approx(
+        reports["fresh"]["dendrites"][0]["lih_volume_fraction"]
+    )
     saves(fig)
 
 
 def test_compare_conditions(reports):
     fig = plots.compare_conditions(reports)
-    ax_f, ax_t, ax_e = fig.axes
+    _, ax_t, ax_e = fig.axes
     assert [t.get_text() for t in ax_t.get_xticklabels()] == ["fresh", "24h", "7d"]
     # Thickness bars: Li then LiH, one per condition; extended SEI only on 7d Li.
     li_bars = ax_t.patches[:3]
@@ -71,6 +74,9 @@ def test_compare_conditions(reports):
 
 def test_empty_report_still_plots():
     rep = run_job(measure(np.ones((8, 8, 8), np.uint8), 1.0)).to_dict()
-    for fig in (plots.thickness_histograms(rep), plots.lih_fraction_per_dendrite(rep),
-                plots.compare_conditions({"empty": rep})):
+    for fig in (
+        plots.thickness_histograms(rep),
+        plots.lih_fraction_per_dendrite(rep),
+        plots.compare_conditions({"empty": rep}),
+    ):
         saves(fig)

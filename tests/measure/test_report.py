@@ -141,9 +141,10 @@ def test_write_and_read_back(report, tmp_path):
     out, table = tmp_path / "r.json", tmp_path / "t.csv"
     write_report(report, out, table)
     back = read_report(out)
-    assert back["sei_thickness_nm"]["on_LiH"]["n_points"] == report.sei_thickness_nm["on_LiH"][
-        "n_points"
-    ]
+    assert (
+        back["sei_thickness_nm"]["on_LiH"]["n_points"]
+        == report.sei_thickness_nm["on_LiH"]["n_points"]
+    )
     rows = list(csv.DictReader(table.open()))
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 1
     assert float(rows[0]["lih_volume_fraction"]) == pytest.approx(report.lih_volume_fraction)

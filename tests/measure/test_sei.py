@@ -57,7 +57,9 @@ def test_oblique_cylinder_cut_by_the_border_is_unbiased(voxel, shell):
     shape = box_for(2 * (radius + shell) + 30, voxel)
     centre = off_grid_centre(shape, voxel, 2)
     direction = np.array([0.2, 0.35, 1.0])
-    labels = shapes.shelled(shapes.distance_to_line(shape, voxel, centre, direction), radius, shell)
+    labels = shapes.shelled(
+        shapes.distance_to_line(shape, voxel, centre, direction), radius, shell
+    )
     st = sei_thickness(labels, voxel)
     ok = st.covered & st.measured
     b = float(np.mean(st.thickness_nm[ok]) - shell)
@@ -83,8 +85,9 @@ def test_bent_cylinder_is_unbiased():
 def test_half_li_half_lih_gets_each_shell(voxel):
     """Li with a 6 nm shell, LiH with 14 nm: each point reports its own phase's shell."""
     shape = box_for(2 * (25 + 14) + 8, voxel)
-    labels = shapes.half_and_half_sphere(shape, voxel, 25.0, 6.0, 14.0,
-                                         off_grid_centre(shape, voxel, 4))
+    labels = shapes.half_and_half_sphere(
+        shape, voxel, 25.0, 6.0, 14.0, off_grid_centre(shape, voxel, 4)
+    )
     st = sei_thickness(labels, voxel)
     for phase, truth in ((LI, 6.0), (LIH, 14.0)):
         t = st.thickness_nm[(st.phase == phase) & st.measured]
@@ -97,8 +100,9 @@ def test_metal_surface_area_and_tilt():
     voxel = ANISO
     radius = 20.0
     shape = box_for(2 * radius + 20, voxel)
-    st = sei_thickness(shapes.sphere(shape, voxel, radius, 5.0, off_grid_centre(shape, voxel, 5)),
-                       voxel)
+    st = sei_thickness(
+        shapes.sphere(shape, voxel, radius, 5.0, off_grid_centre(shape, voxel, 5)), voxel
+    )
     # The marching interface lies on the 0.5 level, radius + 0 on average: area 4 pi r^2.
     assert st.area_nm2.sum() == pytest.approx(4 * np.pi * radius**2, rel=0.03)
     # On a sphere, the share of area with tilt under 60 degrees is sin(60) = 0.866.

@@ -50,7 +50,9 @@ class Axis:
         t = np.clip(((point_nm - a) * ab).sum(1) / np.maximum((ab**2).sum(1), 1e-12), 0, 1)
         d = np.linalg.norm(a + t[:, None] * ab - point_nm, axis=1)
         i = int(np.argmin(d))
-        return float((self.arc_nm[i] + t[i] * (self.arc_nm[i + 1] - self.arc_nm[i])) / self.length_nm)
+        return float(
+            (self.arc_nm[i] + t[i] * (self.arc_nm[i + 1] - self.arc_nm[i])) / self.length_nm
+        )
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,9 @@ def instances(solid: np.ndarray, voxel_size_nm: Sequence[float]) -> tuple[np.nda
     return labels, n
 
 
-def shape(mask: np.ndarray, voxel_size_nm: Sequence[float], offset: Sequence[int] = (0, 0, 0)) -> Shape:
+def shape(
+    mask: np.ndarray, voxel_size_nm: Sequence[float], offset: Sequence[int] = (0, 0, 0)
+) -> Shape:
     """Length, diameter and widths of the dendrite ``mask`` (a crop; ``offset`` its corner).
 
     The crop keeps a margin of one empty voxel around the dendrite except where it meets the
@@ -134,8 +138,9 @@ def _split(comp: np.ndarray, h: np.ndarray) -> np.ndarray | None:
     regions = _merge_wide_necks(regions, dist, k)
     if regions.max() < 2:
         return None
-    return _unbin(regions.astype(np.uint16 if regions.max() < 2**16 else np.int32), cells,
-                  comp.shape)
+    return _unbin(
+        regions.astype(np.uint16 if regions.max() < 2**16 else np.int32), cells, comp.shape
+    )
 
 
 def _merge_wide_necks(regions: np.ndarray, dist: np.ndarray, k: int) -> np.ndarray:
@@ -186,7 +191,7 @@ def _binning(mask: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 def _face_area(mask: np.ndarray, h: np.ndarray) -> float:
     """Area of the voxel faces of ``mask`` (estimated on every ``s``-th voxel of a large one)."""
-    s = max(1, int(round((mask.size / 4e6) ** (1 / 3))))
+    s = max(1, round((mask.size / 4e6) ** (1 / 3)))
     sub = np.pad(mask[::s, ::s, ::s].view(np.uint8), 1)
     cell = h * s
     face = (cell[1] * cell[2], cell[0] * cell[2], cell[0] * cell[1])
@@ -305,7 +310,9 @@ def _extend_to_tips(
         ends = []
         for i, sign in ((0, -1.0), (m - 1, 1.0)):
             direction = sign * end_tangents[i]
-            reach = first_exit(mask, centres[i : i + 1], direction[None], h, 1e9, stop_at_border=True)
+            reach = first_exit(
+                mask, centres[i : i + 1], direction[None], h, 1e9, stop_at_border=True
+            )
             reach = float(reach[0]) if np.isfinite(reach[0]) else 0.0
             ends.append(pts_nm[i] + direction * reach)
     if m > 1:

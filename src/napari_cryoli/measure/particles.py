@@ -40,7 +40,6 @@ def cu_particles(
 
     ``dendrite_ids`` may be a crop of the volume whose first voxel is ``dendrite_corner``."""
     from scipy import ndimage as ndi
-    from scipy.spatial import cKDTree
 
     h = np.asarray(voxel_size_nm, dtype=float)
     cu = phases == CU
@@ -53,10 +52,16 @@ def cu_particles(
     ids = labels[tuple(coords.T)]
     coords_full = coords + corner
     counts = np.bincount(ids, minlength=n + 1)
-    centroid = np.stack(
-        [np.bincount(ids, weights=coords_full[:, a] * h[a], minlength=n + 1) for a in range(3)],
-        axis=1,
-    ) / np.maximum(counts, 1)[:, None]
+    centroid = (
+        np.stack(
+            [
+                np.bincount(ids, weights=coords_full[:, a] * h[a], minlength=n + 1)
+                for a in range(3)
+            ],
+            axis=1,
+        )
+        / np.maximum(counts, 1)[:, None]
+    )
     voxel = float(np.prod(h))
     owner = np.zeros(n + 1, dtype=np.int64)
     if dendrite_ids is not None:
@@ -69,7 +74,7 @@ def cu_particles(
                 best[i] = (dd, c)
         for i, (dd, _) in best.items():
             owner[i] = dd
-    gap = _gap_to_lih(phases, labels, box, n, h, cKDTree)
+    gap = _gap_to_lih(phases, labels, box, n, h)
     out = []
     for i in range(1, n + 1):
         volume = counts[i] * voxel
@@ -109,7 +114,7 @@ def boundary_faces(mask: np.ndarray, voxel_size_nm: Sequence[float], corner=(0, 
     return np.concatenate(centres), np.concatenate(owners)
 
 
-def _gap_to_lih(phases, labels, box, n, h, kdtree) -> np.ndarray | None:
+def _gap_to_lih(phases, labels, box, n, h) -> np.ndarray | None:
     """Per particle (index 1..n), the smallest distance between its boundary faces and LiH's."""
     lih = phases == LIH
     lih_box = bounding_box(lih, margin=1)
@@ -118,7 +123,9 @@ def _gap_to_lih(phases, labels, box, n, h, kdtree) -> np.ndarray | None:
     lih_faces, _ = boundary_faces(lih[lih_box], h, [s.start for s in lih_box])
     cu_faces, owner_vox = boundary_faces(labels > 0, h, [s.start for s in box])
     owner = labels[tuple(owner_vox.T)]
-    dist, _ = kdtree(lih_faces).query(cu_faces, k=1)
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(lih_faces).query(cu_faces, k=1)
     gap = np.full(n + 1, np.inf)
     np.minimum.at(gap, owner, dist)
     return gap

@@ -31,7 +31,9 @@ def check_labels(labels: np.ndarray) -> np.ndarray:
     """Return ``labels`` as a 3D uint8 array, or raise ``InputError`` saying what is wrong."""
     a = np.asarray(labels)
     if a.ndim != 3:
-        raise InputError(f"a label volume must be 3D (z, y, x), not {a.ndim}D with shape {a.shape}")
+        raise InputError(
+            f"a label volume must be 3D (z, y, x), not {a.ndim}D with shape {a.shape}"
+        )
     if a.size == 0:
         raise InputError(f"the label volume is empty (shape {a.shape})")
     if a.dtype == np.uint8:
@@ -64,7 +66,9 @@ def phase_array(labels: np.ndarray) -> np.ndarray:
 def phase_volumes_nm3(phases: np.ndarray, voxel_size_nm: Sequence[float]) -> dict[str, float]:
     """Volume of Li, LiH, Cu and SEI in nm³ (voxel counts times the voxel volume)."""
     voxel = float(np.prod(voxel_size_nm))
-    return {PHASE_NAMES[i]: float(np.count_nonzero(phases == i)) * voxel for i in (LI, LIH, CU, SEI)}
+    return {
+        PHASE_NAMES[i]: float(np.count_nonzero(phases == i)) * voxel for i in (LI, LIH, CU, SEI)
+    }
 
 
 def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
@@ -75,7 +79,9 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
         hits = np.flatnonzero(mask.any(axis=other))
         if hits.size == 0:
             return None
-        box.append(slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, mask.shape[axis])))
+        box.append(
+            slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, mask.shape[axis]))
+        )
     return tuple(box)
 
 

@@ -58,20 +58,31 @@ def thickness_histograms(
         share = area / total / np.diff(edges)
         cumulative = np.concatenate([[0.0], np.cumsum(area)]) / total
         median = float(np.interp(0.5, cumulative, edges))  # uniform within each bin
-        ax.stairs(share, edges, color=_COLOR[name], linewidth=1.8,
-                  label=f"on {name} (median {median:.1f} nm)")
+        ax.stairs(
+            share,
+            edges,
+            color=_COLOR[name],
+            linewidth=1.8,
+            label=f"on {name} (median {median:.1f} nm)",
+        )
         drawn = True
     if threshold is not None:
-        ax.axvline(threshold, color="0.4", linestyle="--", linewidth=1,
-                   label=f"extended above {threshold:g} nm")
+        ax.axvline(
+            threshold,
+            color="0.4",
+            linestyle="--",
+            linewidth=1,
+            label=f"extended above {threshold:g} nm",
+        )
     ax.set_xlabel("SEI thickness (nm)")
     ax.set_ylabel("share of surface per nm")
     ax.set_title("SEI thickness on Li vs on LiH")
     if drawn:
         ax.legend(frameon=False)
     else:
-        ax.text(0.5, 0.5, "no SEI thickness measured", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "no SEI thickness measured", ha="center", va="center", transform=ax.transAxes
+        )
     ax.set_xlim(left=0)
     return fig
 
@@ -87,12 +98,23 @@ def lih_fraction_per_dendrite(report: Report | Mapping) -> Figure:
         ax.bar(ids, [r["lih_volume_fraction"] for r in rows], color=_COLOR["LiH"])
         ax.set_xlabel("dendrite")
     else:
-        ax.text(0.5, 0.5, "no dendrites with Li or LiH", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no dendrites with Li or LiH",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
     overall = d.get("lih_volume_fraction")
     if overall is not None:
-        ax.axhline(overall, color="0.3", linestyle="--", linewidth=1,
-                   label=f"all dendrites: {overall:.2f}")
+        ax.axhline(
+            overall,
+            color="0.3",
+            linestyle="--",
+            linewidth=1,
+            label=f"all dendrites: {overall:.2f}",
+        )
         ax.legend(frameon=False)
     ax.set_ylim(0, 1)
     ax.set_ylabel("LiH volume fraction")
@@ -113,12 +135,21 @@ def compare_conditions(reports: Mapping[str, Report | Mapping]) -> Figure:
     overall = [_num(d.get("lih_volume_fraction")) for d in data]
     ax_f.bar(x, overall, color=_COLOR["LiH"], alpha=0.6, label="all dendrites")
     for i, d in enumerate(data):
-        per = [r["lih_volume_fraction"] for r in d["dendrites"]
-               if r.get("lih_volume_fraction") is not None]
+        per = [
+            r["lih_volume_fraction"]
+            for r in d["dendrites"]
+            if r.get("lih_volume_fraction") is not None
+        ]
         if per:
             jitter = np.linspace(-0.15, 0.15, len(per)) if len(per) > 1 else [0.0]
-            ax_f.scatter(i + np.asarray(jitter), per, s=14, color="0.2", zorder=3,
-                         label="per dendrite" if i == 0 else None)
+            ax_f.scatter(
+                i + np.asarray(jitter),
+                per,
+                s=14,
+                color="0.2",
+                zorder=3,
+                label="per dendrite" if i == 0 else None,
+            )
     ax_f.set_ylim(0, 1)
     ax_f.set_ylabel("LiH volume fraction")
     ax_f.set_title("LiH in the dendrites")
@@ -133,8 +164,15 @@ def compare_conditions(reports: Mapping[str, Report | Mapping]) -> Figure:
             hi.append(_num(s.get("p75")))
         med, lo, hi = map(np.asarray, (med, lo, hi))
         err = np.vstack([np.nan_to_num(med - lo), np.nan_to_num(hi - med)])
-        ax_t.bar(x + (k - 0.5) * width, med, width, yerr=err, capsize=3, color=_COLOR[name],
-                 label=f"on {name}")
+        ax_t.bar(
+            x + (k - 0.5) * width,
+            med,
+            width,
+            yerr=err,
+            capsize=3,
+            color=_COLOR[name],
+            label=f"on {name}",
+        )
     ax_t.set_ylabel("SEI thickness (nm)")
     ax_t.set_title("SEI thickness (trusted normals)")
     ax_t.legend(frameon=False)

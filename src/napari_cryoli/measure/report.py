@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import CU, LI, LIH, PHASE_NAMES, SEI
+from ..classes import CU, LI, LIH, PHASE_NAMES
 from ..errors import FileFormatError, InputError
 from ..jobs import Job, Progress, stop_requested
 from . import dendrites as dendrites_mod
@@ -41,11 +41,29 @@ REPORT_VERSION = 1
 
 #: Columns of the per-dendrite CSV table, in order.
 CSV_COLUMNS = (
-    "id", "volume_nm3", "li_volume_nm3", "lih_volume_nm3", "cu_volume_nm3", "lih_volume_fraction",
-    "length_nm", "diameter_nm", "width_xy_nm", "width_z_nm", "centroid_z_nm", "centroid_y_nm",
-    "centroid_x_nm", "n_cu_particles", "sei_median_nm", "sei_mean_nm", "sei_p95_nm",
-    "sei_on_li_median_nm", "sei_on_lih_median_nm", "sei_trusted_median_nm",
-    "extended_share_li", "extended_share_lih", "n_surface_points",
+    "id",
+    "volume_nm3",
+    "li_volume_nm3",
+    "lih_volume_nm3",
+    "cu_volume_nm3",
+    "lih_volume_fraction",
+    "length_nm",
+    "diameter_nm",
+    "width_xy_nm",
+    "width_z_nm",
+    "centroid_z_nm",
+    "centroid_y_nm",
+    "centroid_x_nm",
+    "n_cu_particles",
+    "sei_median_nm",
+    "sei_mean_nm",
+    "sei_p95_nm",
+    "sei_on_li_median_nm",
+    "sei_on_lih_median_nm",
+    "sei_trusted_median_nm",
+    "extended_share_li",
+    "extended_share_lih",
+    "n_surface_points",
 )
 
 
@@ -69,7 +87,9 @@ class MeasureSettings:
         for name in ("extended_threshold_nm", "max_thickness_nm", "histogram_bin_nm"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
-                raise InputError(f"{name.replace('_', ' ')} must be a positive number, got {value}")
+                raise InputError(
+                    f"{name.replace('_', ' ')} must be a positive number, got {value}"
+                )
         if not 0 <= self.trusted_max_normal_tilt_deg <= 90:
             raise InputError(
                 f"the trusted normal tilt must lie in 0..90 degrees, got "
@@ -159,18 +179,26 @@ def measure(
         notes.append("no SEI in the segmentation: no thickness to measure")
     if volumes["Cu"] == 0:
         notes.append("no Cu in the segmentation: no particles")
-    partial = dict(
-        voxel_size_nm=h, shape=shape, settings=settings, volumes_nm3=volumes,
-        lih_volume_fraction=lih_fraction,
-    )
+    partial = {
+        "voxel_size_nm": h,
+        "shape": shape,
+        "settings": settings,
+        "volumes_nm3": volumes,
+        "lih_volume_fraction": lih_fraction,
+    }
     yield Progress(1, total, "phase volumes")
 
     # Everything else happens in the box around the battery phases (with a margin, so that only
     # the true volume border can cut a shape).
     box = bounding_box(FILLED_LUT[phases], margin=3)
     if box is None:
-        return Report(**partial, sei_thickness_nm=_sei_section(None, settings), dendrites=(),
-                      cu_particles=(), notes=tuple(notes))
+        return Report(
+            **partial,
+            sei_thickness_nm=_sei_section(None, settings),
+            dendrites=(),
+            cu_particles=(),
+            notes=tuple(notes),
+        )
     crop = phases[box]
     corner = np.array([s.start for s in box])
     solid = SOLID_LUT[crop]
@@ -179,8 +207,9 @@ def measure(
         return _stopped(partial, settings, notes)
     yield Progress(2, total, f"{n_ids} dendrites")
 
-    job = surface_job(crop, h, dendrites=ids_crop, max_thickness_nm=settings.max_thickness_nm,
-                      stop=stop)
+    job = surface_job(
+        crop, h, dendrites=ids_crop, max_thickness_nm=settings.max_thickness_nm, stop=stop
+    )
     while True:
         try:
             p = next(job)
@@ -254,8 +283,15 @@ def summarize(values: np.ndarray, weights: np.ndarray | None = None) -> dict:
     ok = np.isfinite(v) & (w > 0)
     v, w = v[ok], w[ok]
     if v.size == 0:
-        return {"median": None, "mean": None, "p5": None, "p25": None, "p75": None, "p95": None,
-                "n_points": 0}
+        return {
+            "median": None,
+            "mean": None,
+            "p5": None,
+            "p25": None,
+            "p75": None,
+            "p95": None,
+            "n_points": 0,
+        }
     order = np.argsort(v)
     v, w = v[order], w[order]
     cum = np.cumsum(w) - 0.5 * w
@@ -264,11 +300,18 @@ def summarize(values: np.ndarray, weights: np.ndarray | None = None) -> dict:
     def q(p: float) -> float:
         return float(np.interp(p, cum, v))
 
-    return {"median": q(0.5), "mean": float(np.average(v, weights=w)), "p5": q(0.05),
-            "p25": q(0.25), "p75": q(0.75), "p95": q(0.95), "n_points": int(v.size)}
+    return {
+        "median": q(0.5),
+        "mean": float(np.average(v, weights=w)),
+        "p5": q(0.05),
+        "p25": q(0.25),
+        "p75": q(0.75),
+        "p95": q(0.95),
+        "n_points": int(v.size),
+    }
 
 
-def _phase_block(st: SurfaceThickness, keep: np.ndarray, settings: MeasureSettings) -> dict:
+def _phase_block(st: SurfaceThickness, keep: np.ndarray) -> dict:
     """Overall, on-Li and on-LiH summaries of the measured points among ``keep``."""
     measured = keep & st.measured
     out = summarize(st.thickness_nm[measured], st.area_nm2[measured])
@@ -283,17 +326,17 @@ def _sei_section(st: SurfaceThickness | None, settings: MeasureSettings) -> dict
     if st is None:
         st = _no_surface()
     everywhere = np.ones(len(st), dtype=bool)
-    out = _phase_block(st, everywhere, settings)
+    out = _phase_block(st, everywhere)
     trusted = st.trusted(settings.trusted_max_normal_tilt_deg)
     out["trusted"] = {
         "max_normal_tilt_deg": settings.trusted_max_normal_tilt_deg,
-        **_phase_block(st, trusted, settings),
+        **_phase_block(st, trusted),
     }
     with np.errstate(invalid="ignore"):
         extended = st.measured & (st.thickness_nm > thr)
     out["extended_threshold_nm"] = thr
-    out["compact"] = _phase_block(st, st.measured & ~extended, settings)
-    out["extended"] = _phase_block(st, extended, settings)
+    out["compact"] = _phase_block(st, st.measured & ~extended)
+    out["extended"] = _phase_block(st, extended)
     out["surface_area_nm2"] = {}
     out["covered_share"] = {}
     out["extended_share"] = {}
@@ -336,14 +379,15 @@ def _dendrite_row(i, v, form, mask, origin, h, shape, surface, settings) -> dict
     metal = v["Li"] + v["LiH"]
     centroid = ((_centroid(mask) + origin) * np.asarray(h)).tolist()
     on = surface.dendrite == i
-    block = _phase_block(surface, on, settings)
+    block = _phase_block(surface, on)
     with np.errstate(invalid="ignore"):
         extended = surface.measured & (surface.thickness_nm > settings.extended_threshold_nm)
     trusted = on & surface.trusted(settings.trusted_max_normal_tilt_deg)
-    block["trusted"] = _phase_block(surface, trusted, settings)
+    block["trusted"] = _phase_block(surface, trusted)
     block["extended_share"] = {
-        PHASE_NAMES[pid]: _share(surface.area_nm2, on & extended & (surface.phase == pid),
-                                 on & (surface.phase == pid))
+        PHASE_NAMES[pid]: _share(
+            surface.area_nm2, on & extended & (surface.phase == pid), on & (surface.phase == pid)
+        )
         for pid in (LI, LIH)
     }
     return {
@@ -388,7 +432,8 @@ def _volumes_by_dendrite(crop, ids, n, h) -> list[dict[str, float]]:
     ph = crop[solid]
     voxel = float(np.prod(h))
     counts = {
-        PHASE_NAMES[pid]: np.bincount(i[ph == pid], minlength=n + 1) * voxel for pid in (LI, LIH, CU)
+        PHASE_NAMES[pid]: np.bincount(i[ph == pid], minlength=n + 1) * voxel
+        for pid in (LI, LIH, CU)
     }
     return [{k: float(c[j]) for k, c in counts.items()} for j in range(n + 1)]
 
@@ -413,17 +458,26 @@ def _shift(st: SurfaceThickness, corner: np.ndarray, h) -> SurfaceThickness:
 def _no_surface() -> SurfaceThickness:
     e = np.zeros(0)
     return SurfaceThickness(
-        points_zyx=np.zeros((0, 3), dtype=np.int64), points_nm=np.zeros((0, 3)),
-        normals=np.zeros((0, 3)), thickness_nm=e, phase=np.zeros(0, dtype=np.uint8),
-        covered=np.zeros(0, dtype=bool), area_nm2=e, normal_tilt_deg=e,
+        points_zyx=np.zeros((0, 3), dtype=np.int64),
+        points_nm=np.zeros((0, 3)),
+        normals=np.zeros((0, 3)),
+        thickness_nm=e,
+        phase=np.zeros(0, dtype=np.uint8),
+        covered=np.zeros(0, dtype=bool),
+        area_nm2=e,
+        normal_tilt_deg=e,
         dendrite=np.zeros(0, dtype=np.int32),
     )
 
 
 def _stopped(partial: dict, settings: MeasureSettings, notes: list[str]) -> Report:
     return Report(
-        **partial, sei_thickness_nm=_sei_section(None, settings), dendrites=(), cu_particles=(),
-        notes=(*notes, "stopped before the end: only phase volumes were measured"), stopped=True,
+        **partial,
+        sei_thickness_nm=_sei_section(None, settings),
+        dendrites=(),
+        cu_particles=(),
+        notes=(*notes, "stopped before the end: only phase volumes were measured"),
+        stopped=True,
     )
 
 
@@ -469,8 +523,11 @@ def dendrite_table(report: dict) -> str:
         cz, cy, cx = d.get("centroid_nm") or [None] * 3
         row = {
             **{k: d.get(k) for k in CSV_COLUMNS},
-            "centroid_z_nm": cz, "centroid_y_nm": cy, "centroid_x_nm": cx,
-            "sei_median_nm": sei.get("median"), "sei_mean_nm": sei.get("mean"),
+            "centroid_z_nm": cz,
+            "centroid_y_nm": cy,
+            "centroid_x_nm": cx,
+            "sei_median_nm": sei.get("median"),
+            "sei_mean_nm": sei.get("mean"),
             "sei_p95_nm": sei.get("p95"),
             "sei_on_li_median_nm": sei.get("on_Li", {}).get("median"),
             "sei_on_lih_median_nm": sei.get("on_LiH", {}).get("median"),

@@ -137,8 +137,12 @@ def first_exit(
         pos += dstep
         iz, iy, ix = (pos[:, a].astype(np.int64) for a in range(3))
         inside = (
-            (pos[:, 0] >= 0) & (iz < shape[0]) & (pos[:, 1] >= 0) & (iy < shape[1])
-            & (pos[:, 2] >= 0) & (ix < shape[2])
+            (pos[:, 0] >= 0)
+            & (iz < shape[0])
+            & (pos[:, 1] >= 0)
+            & (iy < shape[1])
+            & (pos[:, 2] >= 0)
+            & (ix < shape[2])
         )
         lin = np.where(inside, iz * s0 + iy * s1 + ix, 0)
         hit = inside & ~flat[lin]

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..classes import LI, LIH, SEI
-from ..jobs import Job, Progress, stop_requested
+from ..classes import LI, SEI
+from ..jobs import Job, Progress, run_job, stop_requested
 from .phases import (
     FILLED_LUT,
     METAL_LUT,
@@ -85,8 +85,15 @@ class SurfaceThickness:
         arrays = {
             name: getattr(self, name)[keep]
             for name in (
-                "points_zyx", "points_nm", "normals", "thickness_nm", "phase", "covered",
-                "area_nm2", "normal_tilt_deg", "dendrite",
+                "points_zyx",
+                "points_nm",
+                "normals",
+                "thickness_nm",
+                "phase",
+                "covered",
+                "area_nm2",
+                "normal_tilt_deg",
+                "dendrite",
             )
         }
         return SurfaceThickness(**arrays, voxel_size_nm=self.voxel_size_nm, notes=self.notes)
@@ -100,10 +107,10 @@ def sei_thickness(
     max_thickness_nm: float = 250.0,
 ) -> SurfaceThickness:
     """SEI thickness at every metal-surface point of ``labels`` (see the module doc)."""
-    from ..jobs import run_job
-
     return run_job(
-        thickness_job(labels, voxel_size_nm, dendrites=dendrites, max_thickness_nm=max_thickness_nm)
+        thickness_job(
+            labels, voxel_size_nm, dendrites=dendrites, max_thickness_nm=max_thickness_nm
+        )
     )
 
 
@@ -116,8 +123,13 @@ def thickness_job(
     stop: threading.Event | None = None,
 ) -> Job[SurfaceThickness | None]:
     """:func:`sei_thickness` as a job: yields progress per chunk of points; ``None`` if stopped."""
-    return surface_job(phase_array(labels), check_voxel_size(voxel_size_nm), dendrites=dendrites,
-                       max_thickness_nm=max_thickness_nm, stop=stop)
+    return surface_job(
+        phase_array(labels),
+        check_voxel_size(voxel_size_nm),
+        dendrites=dendrites,
+        max_thickness_nm=max_thickness_nm,
+        stop=stop,
+    )
 
 
 def surface_job(
@@ -141,8 +153,16 @@ def surface_job(
 
     def work(sl: slice) -> None:
         _measure_chunk(
-            solid, filled, coords[sl], normals[sl], covered[sl], faces[sl], h, max_thickness_nm,
-            out, sl,
+            solid,
+            filled,
+            coords[sl],
+            normals[sl],
+            covered[sl],
+            faces[sl],
+            h,
+            max_thickness_nm,
+            out,
+            sl,
         )
 
     # Chunks write disjoint rows and numpy releases the GIL in the heavy steps: one thread per
@@ -154,8 +174,11 @@ def surface_job(
                 return None
             list(pool.map(work, chunks[b : b + workers]))
             done = chunks[min(b + workers, len(chunks)) - 1].stop
-            yield Progress(min(b + workers, len(chunks)), len(chunks),
-                           f"SEI thickness: {done}/{n} surface points")
+            yield Progress(
+                min(b + workers, len(chunks)),
+                len(chunks),
+                f"SEI thickness: {done}/{n} surface points",
+            )
     notes = []
     if n == 0:
         notes.append("no metal surface (no Li or LiH voxels next to SEI or outside)")
@@ -330,8 +353,9 @@ def thickness_mesh(
     solid = SOLID_LUT[phase_array(labels)]
     if not solid.any() or solid.all():
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros(0, np.float32)
-    verts, faces, _, _ = marching_cubes(solid.astype(np.float32), 0.5, step_size=step,
-                                        allow_degenerate=False)
+    verts, faces, _, _ = marching_cubes(
+        solid.astype(np.float32), 0.5, step_size=step, allow_degenerate=False
+    )
     values = np.zeros(len(verts), dtype=np.float32)
     ok = st.measured
     if ok.any():
