@@ -166,3 +166,15 @@ def test_summaries_are_area_weighted():
     s = summarize(np.array([1.0, 3.0, np.nan]), np.array([3.0, 1.0, 5.0]))
     assert s["mean"] == pytest.approx(1.5) and s["n_points"] == 2
     assert summarize(np.array([]))["median"] is None
+
+
+def test_specks_are_counted_but_not_listed():
+    """A prediction full of one-voxel specks: volumes count them, the dendrite list does not."""
+    rng = np.random.default_rng(0)
+    labels = np.full((40, 60, 60), BACKGROUND, dtype=np.uint8)
+    idx = rng.integers(0, 40, size=(300, 3))
+    labels[tuple(idx.T)] = LI
+    rep = run_job(measure(labels, 1.0))
+    assert rep.volumes_nm3["Li"] == np.count_nonzero(labels == LI)
+    assert rep.dendrites == ()
+    assert any("solid pieces under" in n for n in rep.notes)

@@ -202,7 +202,7 @@ def measure(
     crop = phases[box]
     corner = np.array([s.start for s in box])
     solid = SOLID_LUT[crop]
-    ids_crop, n_ids = dendrites_mod.instances(solid, h)
+    ids_crop, n_ids = dendrites_mod.instances(solid, h, settings.min_dendrite_volume_nm3)
     if stop_requested(stop):
         return _stopped(partial, settings, notes)
     yield Progress(2, total, f"{n_ids} dendrites")
