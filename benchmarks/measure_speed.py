@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -231,11 +232,19 @@ def main() -> None:
                 print(f"  {t - prev:6.2f} s  {msg}")
                 prev = t
     ours, cpu = float(np.median(walls)), float(np.median(cpus))
+    tracemalloc.start()
+    run_job(measure(labels, VOXEL))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(
+        f"peak memory of one run (numpy and Python allocations, untimed run): {peak / 2**20:.0f} MiB"
+        f" for a {labels.nbytes / 2**20:.0f} MiB label volume"
+    )
     sei = report.sei_thickness_nm
     st = report.surface
     truth = _truth_per_point(st.points_zyx, owner, shells, VOXEL)
     ok = st.measured & np.isfinite(truth)
-    bias = float(np.mean(st.thickness_nm[ok] - truth[ok]))
+    bias = float(np.mean(st.thickness_nm[ok] - truth[ok])) if ok.any() else float("nan")
     print(
         f"napari-cryoli, median of {len(walls)}: {ours:.2f} s wall, {cpu:.2f} s CPU; "
         f"{len(report.dendrites)} dendrites, "
@@ -253,9 +262,9 @@ def main() -> None:
     print("peer (scipy): " + ", ".join(f"{k} {v:.1f} s" for k, v in result["timings"].items()))
     truth = _truth_per_point(result["points"], owner, shells, VOXEL)
     ok = np.isfinite(truth)
+    peer_bias = np.mean(result["thickness"][ok] - truth[ok]) if ok.any() else np.nan
     print(
-        f"peer thickness bias {np.mean(result['thickness'][ok] - truth[ok]):+.3f} nm over "
-        f"{int(ok.sum())} points away from contacts"
+        f"peer thickness bias {peer_bias:+.3f} nm over {int(ok.sum())} points away from contacts"
     )
     print(
         f"ratio peer / napari-cryoli: {theirs / ours:.1f}x wall ({theirs:.1f} s vs {ours:.2f} s), "
