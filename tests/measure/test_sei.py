@@ -173,3 +173,10 @@ def test_thickness_image_and_mesh():
     # Vertices are in voxel units on the metal surface: radius 12 nm from the centre in nm.
     r = np.linalg.norm(verts * voxel - off_grid_centre(shape, voxel, 7), axis=1)
     assert abs(r.mean() - 12.0) < 0.5
+
+
+def test_normal_angles_are_complementary():
+    st = sei_thickness(shapes.sphere((30, 30, 30), ISO, 8.0, 3.0), ISO)
+    assert np.allclose(st.normal_angle_to_z_deg + st.normal_tilt_deg, 90.0)
+    top = st.normals[:, 0] > 0.99  # the pole faces along z
+    assert np.all(st.normal_angle_to_z_deg[top] < 10)

@@ -75,6 +75,11 @@ class SurfaceThickness:
         """Points with a thickness value."""
         return np.isfinite(self.thickness_nm)
 
+    @property
+    def normal_angle_to_z_deg(self) -> np.ndarray:
+        """Angle of each normal to the z axis (the beam): 90 minus ``normal_tilt_deg``."""
+        return 90.0 - self.normal_tilt_deg
+
     def trusted(self, max_tilt_deg: float = 60.0) -> np.ndarray:
         """Points whose normal lies within ``max_tilt_deg`` of the x-y plane (not blurred by the
         missing wedge, which smears faces seen along the beam)."""
