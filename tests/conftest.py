@@ -21,3 +21,15 @@ def shared_data() -> Path:
 def _private_cache(tmp_path_factory, monkeypatch):
     """Autosaves of in-memory layers go to the user cache: give each test its own."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def wait_job(qtbot):
+    """Wait until a job started by a widget has finished and its callbacks have run."""
+
+    def wait(handle, timeout: int = 180_000) -> None:
+        assert handle is not None, "the widget refused to start the job"
+        qtbot.waitUntil(lambda: handle.done, timeout=timeout)
+        qtbot.wait(20)
+
+    return wait

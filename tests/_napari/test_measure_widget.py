@@ -37,17 +37,11 @@ def viewer_widget(make_napari_viewer):
     return viewer, widget
 
 
-def run(widget, qtbot):
-    handle = widget.start()
-    assert handle is not None
-    with qtbot.waitSignal(handle.worker.finished, timeout=120_000):
-        pass
-    qtbot.wait(10)
 
 
-def test_measure_shows_layers_table_and_plots(viewer_widget, qtbot):
+def test_measure_shows_layers_table_and_plots(viewer_widget, wait_job):
     viewer, widget = viewer_widget
-    run(widget, qtbot)
+    wait_job(widget.start())
     report = widget.result.report.to_dict()
     assert abs(report["sei_thickness_nm"]["median"] - SHELL_NM) < 1.0
     assert 0.3 < report["lih_volume_fraction"] < 0.7
@@ -63,9 +57,9 @@ def test_measure_shows_layers_table_and_plots(viewer_widget, qtbot):
     assert "LiH fraction" in widget.summary.text()
 
 
-def test_clicking_a_row_centres_the_view(viewer_widget, qtbot):
+def test_clicking_a_row_centres_the_view(viewer_widget, wait_job):
     viewer, widget = viewer_widget
-    run(widget, qtbot)
+    wait_job(widget.start())
     cu_row = [widget.table.item(r, 0).text() for r in range(widget.table.rowCount())].index(
         "Cu particle"
     )
@@ -81,9 +75,9 @@ def test_clicking_a_row_centres_the_view(viewer_widget, qtbot):
     assert viewer.layers[DENDRITES].selected_label == 1
 
 
-def test_export_and_compare(viewer_widget, qtbot, tmp_path):
+def test_export_and_compare(viewer_widget, wait_job, tmp_path):
     viewer, widget = viewer_widget
-    run(widget, qtbot)
+    wait_job(widget.start())
     widget.export(json_path=tmp_path / "r.json", csv_path=tmp_path / "r.csv")
     data = json.loads((tmp_path / "r.json").read_text())
     for key in ("voxel_size_nm", "volumes_nm3", "lih_volume_fraction", "sei_thickness_nm",
@@ -97,11 +91,10 @@ def test_export_and_compare(viewer_widget, qtbot, tmp_path):
     dialog.close()
 
 
-def test_stop_and_refusals(viewer_widget, qtbot):
+def test_stop_and_refusals(viewer_widget, wait_job):
     viewer, widget = viewer_widget
     handle = widget.start()
     assert widget.start() is None  # a second job in the same viewer is refused
     handle.stop()
-    with qtbot.waitSignal(handle.worker.finished, timeout=120_000):
-        pass
+    wait_job(handle)
     assert widget.measure_button.isEnabled()

@@ -24,20 +24,13 @@ def ball_series(tmp_path):
     return path, angles
 
 
-def wait(handle, qtbot):
-    assert handle is not None
-    with qtbot.waitSignal(handle.worker.finished, timeout=120_000):
-        pass
-    qtbot.wait(10)
-
-
-def test_reconstructs_tilt_series_into_tomogram(make_napari_viewer, qtbot, ball_series):
+def test_reconstructs_tilt_series_into_tomogram(make_napari_viewer, wait_job, ball_series):
     path, _ = ball_series
     viewer = make_napari_viewer()
     viewer.open(str(path), plugin="napari-cryoli")
     _, widget = viewer.window.add_plugin_dock_widget("napari-cryoli", "Reconstruct")
     widget.thickness.setValue(32)
-    wait(widget.start(), qtbot)
+    wait_job(widget.start())
     tomogram = viewer.layers["ball tomogram"]
     assert tomogram.data.shape == (32, 24, 40)
     np.testing.assert_allclose(tomogram.scale, (PIXEL_NM,) * 3)
@@ -45,7 +38,7 @@ def test_reconstructs_tilt_series_into_tomogram(make_napari_viewer, qtbot, ball_
     np.testing.assert_allclose(bright.mean(axis=0), (20, 12, 14), atol=1.0)  # the ball's centre
 
 
-def test_tilt_axis_option_turns_images(make_napari_viewer, qtbot, tmp_path):
+def test_tilt_axis_option_turns_images(make_napari_viewer, wait_job, tmp_path):
     """A series whose tilt axis lies along x reconstructs like the aligned one."""
     z, y, x = np.mgrid[:32, :24, :24]
     volume = (((z - 20) ** 2 + (y - 12) ** 2 + (x - 8) ** 2) <= 16).astype(np.float32)
@@ -57,13 +50,13 @@ def test_tilt_axis_option_turns_images(make_napari_viewer, qtbot, tmp_path):
     _, widget = viewer.window.add_plugin_dock_widget("napari-cryoli", "Reconstruct")
     widget.axis.setCurrentIndex(widget.axis.findData(90))
     widget.thickness.setValue(32)
-    wait(widget.start(), qtbot)
+    wait_job(widget.start())
     tomogram = viewer.layers["turned tomogram"].data
     bright = np.argwhere(tomogram > 0.5 * tomogram.max())
     np.testing.assert_allclose(bright.mean(axis=0), (20, 12, 8), atol=1.0)
 
 
-def test_angle_file_must_match(make_napari_viewer, qtbot, ball_series, tmp_path):
+def test_angle_file_must_match(make_napari_viewer, wait_job, ball_series, tmp_path):
     path, angles = ball_series
     viewer = make_napari_viewer()
     viewer.open(str(path), plugin="napari-cryoli")
@@ -74,7 +67,7 @@ def test_angle_file_must_match(make_napari_viewer, qtbot, ball_series, tmp_path)
     assert "ball tomogram" not in viewer.layers
 
 
-def test_stop_adds_nothing(make_napari_viewer, qtbot, tmp_path):
+def test_stop_adds_nothing(make_napari_viewer, wait_job, tmp_path):
     angles = np.arange(-60.0, 61.0, 1.0)
     path = tmp_path / "big.st"  # many chunks of slices, so Stop lands before the end
     write_tilt_series(path, TiltSeries(np.ones((121, 320, 64), np.float32), angles, PIXEL_NM))
@@ -83,6 +76,6 @@ def test_stop_adds_nothing(make_napari_viewer, qtbot, tmp_path):
     _, widget = viewer.window.add_plugin_dock_widget("napari-cryoli", "Reconstruct")
     handle = widget.start()
     handle.stop()
-    wait(handle, qtbot)
+    wait_job(handle)
     assert "big tomogram" not in viewer.layers
     assert widget.run_button.isEnabled()

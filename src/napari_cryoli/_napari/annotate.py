@@ -9,7 +9,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_info, show_warning
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -79,6 +79,8 @@ class AnnotateWidget(QWidget):
         self._labels: Labels | None = None
         self._row_counts: np.ndarray = np.zeros((0, 256), dtype=np.int64)
         self._dirty_rows = (2**62, 0)
+        self._watching_window = False
+        self._pending: tuple[Labels, Image] | None = None  # strokes waiting for their autosave
         self._saving = False
         self._save_again = False
         self.last_saved: float | None = None
@@ -237,6 +239,8 @@ class AnnotateWidget(QWidget):
             self._check_autosave()
 
     def _on_image_changed(self, *_) -> None:
+        if self._pending is not None:
+            self.flush_autosave()
         image = self.image
         if image is not None:
             existing = self._labels_of(image)
@@ -248,6 +252,8 @@ class AnnotateWidget(QWidget):
         layer = self.labels_picker.layer()
         if layer is self._labels or L.same_layer(layer, self._labels):
             return
+        if self._pending is not None:
+            self.flush_autosave()
         if self._labels is not None:
             self._labels.events.paint.disconnect(self._on_paint)
             self._labels.events.data.disconnect(self._recount)
@@ -454,24 +460,55 @@ class AnnotateWidget(QWidget):
         return layer
 
     def schedule_autosave(self) -> None:
+        self._pending = (self._labels, self.image)
         self._save_timer.start()
+
+    def flush_autosave(self) -> None:
+        """Save pending strokes now, on this thread (their layer is going, or napari closing)."""
+        pending, self._pending = self._pending, None
+        self._save_timer.stop()
+        request = self._save_request(*pending) if pending else None
+        if request is not None:
+            try:
+                save_annotations(*request[:2], **request[2])
+            except CryoliError as e:
+                report_error(e, "Autosave")
+
+    def _save_request(self, layer: Labels | None, image: Image | None):
+        """(location, data, keyword arguments) of a save of ``layer``, or None."""
+        if layer is None or image is None:
+            return None
+        kwargs = dict(
+            voxel_size_nm=L.voxel_size_nm(layer),
+            origin_nm=tuple(float(t) for t in layer.translate),
+            ontology=L.layer_ontology(layer),
+            source=str(L.source_path(image) or image.name),
+        )
+        return autosave_location_for(image, layer), layer.data, kwargs
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._watching_window:  # docked now: save pending strokes when the window closes
+            self.window().installEventFilter(self)
+            self._watching_window = True
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() == QEvent.Type.Close and self._pending is not None:
+            self.flush_autosave()
+        return False
 
     def autosave(self) -> Any:
         """Save the labels in a worker thread (atomic, previous copy kept); returns the worker."""
-        layer, location, image = self._labels, self.location(), self.image
-        if layer is None or location is None:
+        pending, self._pending = self._pending, None
+        request = self._save_request(*(pending or (self._labels, self.image)))
+        if request is None:
             return None
         if self._saving:
             self._save_again = True
             return None
         self._saving = True
-        kwargs = dict(
-            voxel_size_nm=L.voxel_size_nm(layer),
-            origin_nm=tuple(float(t) for t in layer.translate),
-            ontology=self.ontology,
-            source=str(L.source_path(image) or image.name),
-        )
-        worker = create_worker(save_annotations, location, layer.data, **kwargs)
+        location, data, kwargs = request
+        worker = create_worker(save_annotations, location, data, **kwargs)
         worker.returned.connect(lambda _: self._saved(location))
         worker.errored.connect(lambda e: report_error(e, "Autosave"))
         worker.finished.connect(self._save_finished)

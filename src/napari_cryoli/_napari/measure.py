@@ -140,7 +140,7 @@ class MeasureWidget(QWidget):
             lambda stop: measure_with_overlays(labels, voxel, settings, stop),
             on_progress=self._on_progress,
             on_result=self.show_result,
-            on_finish=self._on_finish,
+            on_finish=self._on_finish, owner=self,
         )
         if self._job is not None:
             self.measure_button.setEnabled(False)

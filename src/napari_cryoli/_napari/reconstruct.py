@@ -137,6 +137,7 @@ class ReconstructWidget(QWidget):
         self._job = start_job(
             self.viewer, "Reconstruction", lambda stop: reconstruct(tilts, angles, settings, stop),
             on_progress=self._on_progress, on_result=self.show_result, on_finish=self._on_finish,
+            owner=self,
         )
         if self._job is not None:
             self.run_button.setEnabled(False)

@@ -233,7 +233,7 @@ class TrainWidget(QWidget):
 
         self._reset_plot()
         self._job = start_job(self.viewer, "Training", job, on_progress=self._on_progress,
-                              on_result=self._on_result, on_finish=self._on_finish)
+                              on_result=self._on_result, on_finish=self._on_finish, owner=self)
         if self._job is not None:
             self.train_button.setEnabled(False)
             self.stop_button.setEnabled(True)
@@ -456,7 +456,7 @@ class PredictWidget(QWidget):
         self._job = start_job(self.viewer, "Prediction",
                               lambda stop: predict(data, model, config, stop=stop),
                               on_progress=self._on_progress, on_result=self.show_result,
-                              on_finish=self._on_finish)
+                              on_finish=self._on_finish, owner=self)
         if self._job is not None:
             self.predict_button.setEnabled(False)
             self.stop_button.setEnabled(True)

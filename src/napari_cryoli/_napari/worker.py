@@ -44,6 +44,7 @@ class JobHandle:
         self.name = name
         self.worker = worker
         self.stop_event = stop
+        self.done = False  # set on the GUI thread once the worker has finished
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -58,14 +59,16 @@ def start_job(
     name: str,
     job_factory: Callable[[threading.Event], Any],
     *,
+    owner: Any = None,
     on_progress: Callable[[Progress], None] | None = None,
     on_result: Callable[[Any], None] | None = None,
     on_finish: Callable[[], None] | None = None,
 ) -> JobHandle | None:
     """Start ``job_factory(stop)`` (a job generator) in a worker thread.
 
-    Callbacks run on the GUI thread. Returns None (after telling the user) when another job is
-    running in this viewer.
+    Callbacks run on the GUI thread. When ``owner`` (the widget that started the job) is destroyed,
+    e.g. because the viewer closed, the job is asked to stop and its callbacks are dropped. Returns
+    None (after telling the user) when another job is running in this viewer.
     """
     viewer = unwrapped(viewer)
     running = _ACTIVE.get(viewer)
@@ -82,17 +85,22 @@ def start_job(
     handle = JobHandle(name, worker, stop)
     _ACTIVE[viewer] = handle
 
-    def finished() -> None:
+    alive = [True]  # emptied when the owner widget is destroyed
+    if owner is not None:
+        owner.destroyed.connect(lambda *_: (alive.clear(), stop.set()))
+
+    def guarded(callback: Callable | None) -> Callable:
+        return lambda *args: callback(*args) if alive and callback is not None else None
+
+    def release() -> None:
+        handle.done = True
         if _ACTIVE.get(viewer) is handle:
             del _ACTIVE[viewer]
-        if on_finish is not None:
-            on_finish()
 
-    if on_progress is not None:
-        worker.yielded.connect(on_progress)
-    if on_result is not None:
-        worker.returned.connect(on_result)
-    worker.errored.connect(lambda e: report_error(e, name))
-    worker.finished.connect(finished)
+    worker.yielded.connect(guarded(on_progress))
+    worker.returned.connect(guarded(on_result))
+    worker.errored.connect(guarded(lambda e: report_error(e, name)))
+    worker.finished.connect(release)
+    worker.finished.connect(guarded(on_finish))
     worker.start()
     return handle
