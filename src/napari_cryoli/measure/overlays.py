@@ -39,7 +39,7 @@ def measure_with_overlays(
     if report.stopped or report.surface is None or len(report.surface) == 0:
         return MeasuredOverlays(report, ids, None, None)
     yield Progress(6, 7, "thickness overlays")
-    step = max(1, int(round((labels.size / MESH_VOXELS) ** (1 / 3))))
+    step = max(1, round((labels.size / MESH_VOXELS) ** (1 / 3)))
     image = thickness_image(labels, report.surface)
     mesh = thickness_mesh(labels, report.surface, voxel_size_nm, step=step)
     yield Progress(7, 7, "done")
