@@ -1,1 +1,22 @@
-"""Multi-class 3D U-Net: training on sparse labels, sliding-window prediction, checkpoints."""
+"""Multi-class 3D U-Net: training on sparse labels, sliding-window prediction, checkpoints.
+
+Importing this package does not import torch; the functions that need it import it when called.
+"""
+
+from .model import Normalisation, SegmentationModel, resolve_device
+from .prediction import PredictConfig, Prediction, PredictOutputs, predict
+from .training import TrainConfig, TrainProgress, TrainResult, train
+
+__all__ = [
+    "Normalisation",
+    "PredictConfig",
+    "PredictOutputs",
+    "Prediction",
+    "SegmentationModel",
+    "TrainConfig",
+    "TrainProgress",
+    "TrainResult",
+    "predict",
+    "resolve_device",
+    "train",
+]

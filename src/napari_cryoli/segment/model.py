@@ -1,0 +1,274 @@
+"""A trained segmentation model: the network plus everything needed to use it, in one file.
+
+A checkpoint holds the weights and JSON metadata (classes with names and colours, architecture,
+intensity normalisation, voxel size, training summary, format version). It loads with
+``torch.load(weights_only=True)``, so opening a model file never runs code from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..classes import DEFAULT_ONTOLOGY, Ontology
+from ..errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+    from .network import Architecture, UNet3d
+
+FORMAT = "napari-cryoli-segmentation-model"
+FORMAT_VERSION = 1
+
+#: Relative voxel-size difference above which a model is said to be used off its training scale.
+VOXEL_SIZE_TOLERANCE = 0.15
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Robust intensity normalisation: ``(x - center) / scale``.
+
+    ``center`` is the median and ``scale`` the spread between the 5th and 95th percentiles of a
+    sample of the image. Each tomogram is normalised with its own statistics (``per_image``), so a
+    model does not rest on absolute grey levels, which differ between reconstructions; the
+    training image's statistics are kept with the model for ``per_image=False`` and for reference.
+    """
+
+    center: float
+    scale: float
+    per_image: bool = True
+
+    @classmethod
+    def of(cls, image: np.ndarray, per_image: bool = True, max_samples: int = 2_000_000) -> Normalisation:
+        """Statistics of ``image`` from a strided sample (cheap on memory-mapped volumes)."""
+        sample = _strided_sample(image, max_samples)
+        finite = sample[np.isfinite(sample)]
+        if finite.size == 0:
+            return cls(0.0, 1.0, per_image)
+        p5, p50, p95 = np.percentile(finite, [5, 50, 95])
+        scale = float(p95 - p5) or float(np.std(finite)) or 1.0
+        return cls(float(p50), scale, per_image)
+
+    def for_image(self, image: np.ndarray) -> Normalisation:
+        """The normalisation to apply to ``image``: its own statistics when ``per_image``."""
+        return Normalisation.of(image, True) if self.per_image else self
+
+    def apply(self, block: np.ndarray) -> np.ndarray:
+        out = np.asarray(block, dtype=np.float32) - np.float32(self.center)
+        out *= np.float32(1.0 / self.scale)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"center": self.center, "scale": self.scale, "per_image": self.per_image}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalisation:
+        return cls(float(d["center"]), float(d["scale"]), bool(d.get("per_image", True)))
+
+
+def _strided_sample(image: np.ndarray, max_samples: int) -> np.ndarray:
+    """About ``max_samples`` voxels spread over the whole volume, read slice by slice."""
+    stride = max(1, round((image.size / max_samples) ** (1 / 3)))
+    return np.asarray(image[::stride, ::stride, ::stride], dtype=np.float32).ravel()
+
+
+def resolve_device(device: str = "auto", *, cuda_available: bool | None = None) -> str:
+    """``"auto"`` means CUDA when torch sees a GPU, else the CPU (``cuda_available`` overrides
+    what torch sees, for tests)."""
+    from ..errors import InputError
+
+    if cuda_available is None:
+        import torch
+
+        cuda_available = torch.cuda.is_available()
+    if device == "auto":
+        return "cuda" if cuda_available else "cpu"
+    if device == "cuda" and not cuda_available:
+        raise InputError("CUDA was requested but torch sees no GPU; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+def fast_cpu_math() -> None:
+    """Flush denormal floats to zero in the calling thread (and threads it starts later).
+
+    Confident softmax outputs and Adam's squared gradients underflow into denormals, which CPUs
+    process ~100x slower: training steps of a small network took 10x longer without this. The
+    setting is per thread, so each job sets it in the thread that runs it.
+    """
+    import torch
+
+    torch.set_flush_denormal(True)
+
+
+class SegmentationModel:
+    """A network with its metadata; ``network`` is in eval mode on ``device``."""
+
+    def __init__(
+        self,
+        network: UNet3d,
+        *,
+        ontology: Ontology = DEFAULT_ONTOLOGY,
+        normalisation: Normalisation,
+        voxel_size_nm: tuple[float, float, float] | None = None,
+        patch_size: int = 64,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        if network.arch.n_classes != len(ontology):
+            raise ValueError("the network's outputs do not match the ontology's classes")
+        self.network = network.eval()
+        self.ontology = ontology
+        self.normalisation = normalisation
+        self.voxel_size_nm = None if voxel_size_nm is None else tuple(float(v) for v in voxel_size_nm)
+        self.patch_size = int(patch_size)
+        self.summary = dict(summary or {})
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        ontology: Ontology = DEFAULT_ONTOLOGY,
+        base_channels: int = 16,
+        depth: int = 4,
+        smoothing_sigmas: tuple[float, ...] = (1.0, 2.5),
+        normalisation: Normalisation,
+        voxel_size_nm: tuple[float, float, float] | None = None,
+        patch_size: int = 64,
+        device: str = "auto",
+    ) -> SegmentationModel:
+        """A new, untrained model."""
+        from .network import Architecture, UNet3d
+
+        arch = Architecture(len(ontology), base_channels, depth, tuple(smoothing_sigmas))
+        net = UNet3d(arch).to(resolve_device(device))
+        return cls(
+            net,
+            ontology=ontology,
+            normalisation=normalisation,
+            voxel_size_nm=voxel_size_nm,
+            patch_size=patch_size,
+        )
+
+    @property
+    def architecture(self) -> Architecture:
+        return self.network.arch
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    @property
+    def class_ids(self) -> np.ndarray:
+        """Label id of each output channel (uint8)."""
+        return np.asarray(self.ontology.ids, dtype=np.uint8)
+
+    def to(self, device: str) -> SegmentationModel:
+        self.network.to(resolve_device(device))
+        return self
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "ontology": self.ontology.to_dict(),
+            "architecture": self.architecture.to_dict(),
+            "normalisation": self.normalisation.to_dict(),
+            "voxel_size_nm": None if self.voxel_size_nm is None else list(self.voxel_size_nm),
+            "patch_size": self.patch_size,
+            "summary": self.summary,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the checkpoint atomically (a temporary file renamed into place)."""
+        import torch
+
+        path = Path(path)
+        state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+        payload = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "metadata_json": json.dumps(self.metadata()),
+            "state_dict": state,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str = "auto") -> SegmentationModel:
+        """Read a checkpoint written by :meth:`save`; never unpickles arbitrary objects."""
+        import torch
+
+        from .network import Architecture, UNet3d
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"model file {path} does not exist")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any failure to read means "not a usable model"
+            reason = "it holds pickled objects" if "weights_only" in str(e).lower() else "it is unreadable"
+            raise CheckpointError(f"{path.name} is not a napari-cryoli model file ({reason})") from None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise CheckpointError(f"{path.name} is not a napari-cryoli model file")
+        version = payload.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{path.name} was written by a newer napari-cryoli (model format {version}); "
+                "update napari-cryoli to use it"
+            )
+        try:
+            meta = json.loads(payload["metadata_json"])
+            arch = Architecture.from_dict(meta["architecture"])
+            net = UNet3d(arch)
+            net.load_state_dict(payload["state_dict"])
+            model = cls(
+                net,
+                ontology=Ontology.from_dict(meta["ontology"]),
+                normalisation=Normalisation.from_dict(meta["normalisation"]),
+                voxel_size_nm=meta.get("voxel_size_nm"),
+                patch_size=int(meta.get("patch_size", 64)),
+                summary=meta.get("summary") or {},
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path.name} is a damaged napari-cryoli model file ({e})") from None
+        return model.to(device)
+
+    def compatibility_warnings(
+        self, ontology: Ontology | None = None, voxel_size_nm: tuple[float, ...] | float | None = None
+    ) -> list[str]:
+        """Plain sentences on why this model may not suit data with this ontology and voxel size."""
+        warnings = []
+        if ontology is not None and ontology.to_dict() != self.ontology.to_dict():
+            mine = ", ".join(f"{c.id}={c.name}" for c in self.ontology)
+            theirs = ", ".join(f"{c.id}={c.name}" for c in ontology)
+            warnings.append(f"The model was trained for classes {mine}, not {theirs}.")
+        if voxel_size_nm is not None and self.voxel_size_nm is not None:
+            given = np.broadcast_to(np.asarray(voxel_size_nm, dtype=float), (3,))
+            trained = np.asarray(self.voxel_size_nm, dtype=float)
+            if np.any(np.abs(given / trained - 1) > VOXEL_SIZE_TOLERANCE):
+                warnings.append(
+                    f"The model was trained at a voxel size of {_fmt(trained)} nm, "
+                    f"this image has {_fmt(given)} nm; resample the image or retrain."
+                )
+        return warnings
+
+
+def _fmt(v: np.ndarray) -> str:
+    return " x ".join(f"{x:.3g}" for x in v)

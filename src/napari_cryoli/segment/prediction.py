@@ -1,0 +1,392 @@
+"""Sliding-window prediction of a whole tomogram with bounded memory.
+
+Tiles overlap and are blended with a Gaussian weight (centres count more than borders, so tile
+edges leave no seams). Tiles are processed layer by layer along z; the blended class
+probabilities live only in a rolling buffer one tile deep, and each z-section is finished (argmax,
+uncertainty, optional probabilities) and written out as soon as no later tile touches it. Memory
+is therefore about ``classes x tile x Y x X`` half floats, whatever the depth of the tomogram, and
+the input and outputs may be memory-mapped files larger than RAM.
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from ..errors import InputError
+from ..jobs import Job, Progress, stop_requested
+from .model import SegmentationModel, fast_cpu_math, resolve_device
+
+if TYPE_CHECKING:
+    import torch
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """How to run the network over a volume.
+
+    ``tile`` None uses the model's training patch size; ``overlap`` is the fraction of a tile
+    shared with its neighbour. ``precision`` "auto" is bf16 autocast on a GPU and on CPUs with
+    native bf16 (AVX-512 BF16/AMX), fp32 elsewhere (bf16 is emulated, and very slow, on AVX2).
+    """
+
+    tile: int | None = None
+    overlap: float = 0.25
+    batch_size: int = 2
+    tta: bool = False
+    device: str = "auto"
+    precision: Precision = "auto"
+    probabilities: bool = False
+    uncertainty: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.overlap < 1:
+            raise InputError(f"tile overlap must be in [0, 1), not {self.overlap}")
+        if self.batch_size < 1:
+            raise InputError("batch size must be at least 1")
+        if self.tile is not None and self.tile < 8:
+            raise InputError(f"a tile of {self.tile} voxels is too small; use 32 or more")
+
+
+@dataclass(frozen=True)
+class PredictOutputs:
+    """Where to stream the outputs (MRC files, written atomically) instead of memory.
+
+    Probabilities go to one file per class, ``<stem>_<class name>.mrc`` next to ``probabilities``.
+    """
+
+    labels: Path | None = None
+    probabilities: Path | None = None
+    uncertainty: Path | None = None
+    voxel_size_nm: tuple[float, ...] = (1.0, 1.0, 1.0)
+    origin_nm: tuple[float, ...] | None = None
+
+    def probability_paths(self, class_names: tuple[str, ...]) -> list[Path]:
+        assert self.probabilities is not None
+        p = self.probabilities
+        return [p.with_name(f"{p.stem}_{_safe(n)}{p.suffix or '.mrc'}") for n in class_names]
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """Labels (class ids, uint8), per-class probabilities (float16, classes first) and a
+    normalised-entropy uncertainty in [0, 1] (float32); arrays are read-only memmaps when streamed
+    to files. A stopped prediction holds no arrays and leaves no files."""
+
+    labels: np.ndarray | None
+    probabilities: np.ndarray | None
+    uncertainty: np.ndarray | None
+    class_ids: tuple[int, ...]
+    stopped: bool = False
+    tiles: int = 0
+    seconds: float = 0.0
+
+
+def predict(
+    image: np.ndarray,
+    model: SegmentationModel,
+    config: PredictConfig = PredictConfig(),
+    *,
+    outputs: PredictOutputs | None = None,
+    stop: threading.Event | None = None,
+) -> Job[Prediction]:
+    """Segment ``image`` (z, y, x) with ``model``; yields a progress record per batch of tiles.
+
+    With ``outputs`` the results stream into MRC files (renamed into place only when the whole
+    volume is done) and the returned arrays are read-only memmaps of them; otherwise they are
+    arrays in memory. ``probabilities`` is a tuple of per-class arrays in ``class_ids`` order.
+    """
+    import time
+
+
+    if image.ndim != 3:
+        raise InputError(f"prediction needs a 3D volume, not an array of shape {image.shape}")
+    if image.dtype.kind not in "uif":
+        raise InputError(f"cannot segment an image of type {image.dtype}")
+    fast_cpu_math()
+    device = resolve_device(config.device)
+    model.to(device)
+    norm = model.normalisation.for_image(image)
+    grid = TileGrid.for_volume(
+        image.shape, config.tile or model.patch_size, config.overlap,
+        model.architecture.size_multiple,
+    )
+    names = model.ontology.names
+    class_ids = model.class_ids
+    out = outputs or PredictOutputs()
+    want_prob = config.probabilities or out.probabilities is not None
+    want_unc = config.uncertainty or out.uncertainty is not None
+    started = time.perf_counter()
+
+    files = _OutputFiles(out)
+    try:
+        labels = files.array(out.labels, image.shape, np.uint8, labels=True)
+        prob_paths = out.probability_paths(names) if out.probabilities else [None] * len(names)
+        probs = [files.array(p, image.shape, np.float16) for p in prob_paths] if want_prob else None
+        unc = files.array(out.uncertainty, image.shape, np.float32) if want_unc else None
+        runner = TileRunner(model, config.precision, config.tta, device)
+        done = 0
+        for n_tiles, finished in sliding_window(image, grid, runner, norm.apply, len(names),
+                                                config.batch_size):
+            if finished is None:
+                done += n_tiles
+                yield Progress(done, grid.n_tiles, f"tile {done}/{grid.n_tiles}")
+                if stop_requested(stop):
+                    files.close(discard=True)
+                    return Prediction(None, None, None, tuple(map(int, class_ids)), True, done,
+                                      time.perf_counter() - started)
+                continue
+            z0, z1, blended = finished
+            labels[z0:z1] = class_ids[np.argmax(blended, axis=0)]
+            if probs is not None:
+                for c, p in enumerate(probs):
+                    p[z0:z1] = blended[c]
+            if unc is not None:
+                unc[z0:z1] = normalised_entropy(blended)
+            for a in (image, labels, unc, *(probs or ())):
+                release_pages(a, z0, z1)
+    except BaseException:
+        files.close(discard=True)
+        raise
+    del labels, probs, unc  # drop the writable maps before the files are finished
+    arrays = files.close(discard=False)
+    n = len(names) if want_prob else 0
+    return Prediction(
+        labels=arrays[0],
+        probabilities=tuple(arrays[1 : 1 + n]) if want_prob else None,
+        uncertainty=arrays[1 + n] if want_unc else None,
+        class_ids=tuple(map(int, class_ids)),
+        stopped=False,
+        tiles=grid.n_tiles,
+        seconds=time.perf_counter() - started,
+    )
+
+
+class _OutputFiles:
+    """The outputs of one prediction: arrays in memory, or memmaps of MRC files being written."""
+
+    def __init__(self, outputs: PredictOutputs) -> None:
+        self.outputs = outputs
+        self._items: list[tuple[Path | None, object, np.ndarray]] = []
+
+    def array(self, path: Path | None, shape: tuple[int, ...], dtype, labels: bool = False):
+        if path is None:
+            a = np.zeros(shape, dtype)
+            self._items.append((None, None, a))
+            return a
+        from ..io import open_mrc_for_writing
+
+        cm = open_mrc_for_writing(path, shape, dtype, voxel_size_nm=self.outputs.voxel_size_nm,
+                                  origin_nm=self.outputs.origin_nm, labels=labels)
+        a = cm.__enter__()
+        self._items.append((path, cm, a))
+        return a
+
+    def close(self, discard: bool) -> list[np.ndarray | None]:
+        """Finish every file (or discard them all); return the final arrays in request order."""
+        from ..io import DiscardWrite, read_mrc
+
+        items, self._items = self._items, []
+        error: BaseException | None = None
+        for path, cm, _ in items:
+            if cm is None:
+                continue
+            try:
+                if discard or error is not None:
+                    cm.__exit__(DiscardWrite, DiscardWrite(), None)
+                else:
+                    cm.__exit__(None, None, None)
+            except BaseException as e:  # noqa: BLE001 - finish the others, then re-raise
+                error = error or e
+        if error is not None:
+            raise error
+        if discard:
+            return []
+        return [a if path is None else read_mrc(path).data for path, _, a in items]
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tile positions over a volume: a Cartesian product of start offsets per axis.
+
+    Starts are spaced ``tile * (1 - overlap)`` apart, the last one flush with the end (the scheme
+    MONAI's ``sliding_window_inference`` uses). An axis shorter than the tile gets one tile,
+    padded by repeating edge voxels.
+    """
+
+    shape: tuple[int, int, int]
+    tile: tuple[int, int, int]
+    starts: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+    @classmethod
+    def for_volume(cls, shape: tuple[int, ...], tile: int, overlap: float, multiple: int) -> TileGrid:
+        tile = max(multiple, tile // multiple * multiple)
+        tiles, starts = [], []
+        for n in shape:
+            t = min(tile, -(-n // multiple) * multiple)  # no bigger than the axis needs
+            step = max(1, int(t * (1 - overlap)))
+            count = 1 if n <= t else -(-(n - t) // step) + 1
+            tiles.append(t)
+            starts.append(tuple(sorted({min(i * step, max(n - t, 0)) for i in range(count)})))
+        return cls(tuple(shape), tuple(tiles), tuple(starts))  # type: ignore[arg-type]
+
+    @property
+    def n_tiles(self) -> int:
+        return math.prod(len(s) for s in self.starts)
+
+    def weights(self, axis: int) -> np.ndarray:
+        """Gaussian weight along one axis of a tile (sigma = tile / 8, peak 1), as MONAI's."""
+        t = self.tile[axis]
+        x = np.arange(t, dtype=np.float64) - t // 2
+        return np.exp(-0.5 * (x / (0.125 * t)) ** 2).astype(np.float32)
+
+    def normaliser(self, axis: int) -> np.ndarray:
+        """Sum of the weights of all tiles covering each position along one axis."""
+        n, w = self.shape[axis], self.weights(axis)
+        total = np.zeros(n, np.float64)
+        for s in self.starts[axis]:
+            m = min(len(w), n - s)
+            total[s : s + m] += w[:m]
+        return total.astype(np.float32)
+
+
+class TileRunner:
+    """The network applied to a batch of normalised tiles: class probabilities, no gradients."""
+
+    def __init__(self, model: SegmentationModel, precision: Precision, tta: bool, device: str) -> None:
+        import torch
+
+        self.network = model.network.eval()
+        self.device = torch.device(device)
+        self.bf16 = precision == "bf16" or (precision == "auto" and native_bf16(self.device))
+        self.flips: list[tuple[int, ...]] = [()] + ([(2,), (3,), (4,)] if tta else [])
+        if self.bf16:
+            self.network.to(memory_format=torch.channels_last_3d)
+        else:
+            self.network.to(memory_format=torch.contiguous_format)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(batch).to(self.device)
+        if self.bf16:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        total = None
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16,
+                                                    enabled=self.bf16):
+            for dims in self.flips:
+                xi = torch.flip(x, dims) if dims else x
+                p = torch.softmax(self.network(xi).float(), dim=1)
+                p = torch.flip(p, dims) if dims else p
+                total = p if total is None else total + p
+        return (total / len(self.flips)).cpu().numpy()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 runs natively (GPU, or CPU with AVX-512 BF16 / AMX) rather than emulated."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+#: Sections finished at once: bounds the float32 temporaries to classes x 4 x Y x X.
+_FINISH_ROWS = 4
+
+
+def sliding_window(
+    image: np.ndarray,
+    grid: TileGrid,
+    runner,
+    normalise,
+    n_classes: int,
+    batch_size: int,
+):
+    """Run ``runner`` over every tile of ``grid`` and blend; a generator of events.
+
+    Yields ``(n, None)`` after each batch of ``n`` tiles and ``(0, (z0, z1, probabilities))``
+    for each run of finished z-sections (float32, classes first), in order along z.
+    """
+    Z, Y, X = grid.shape
+    tz, ty, tx = grid.tile
+    # Each tile's weight is divided in advance by the total weight of all tiles at each voxel
+    # (both separable), so the buffer sums finished probabilities directly: values stay in [0, 1],
+    # where half floats are precise enough, even at corners where the raw Gaussian is ~1e-11.
+    weights = [grid.weights(a) for a in range(3)]
+    totals = [grid.normaliser(a) for a in range(3)]
+    acc = np.zeros((n_classes, tz, Y, X), np.float16)  # z rows [base, base + tz)
+    base = 0
+    positions = [(y, x) for y in grid.starts[1] for x in grid.starts[2]]
+    zs = grid.starts[0]
+    for k, z0 in enumerate(zs):
+        for b in range(0, len(positions), batch_size):
+            batch = positions[b : b + batch_size]
+            blocks, extents = [], []
+            for y0, x0 in batch:
+                block = np.asarray(image[z0 : z0 + tz, y0 : y0 + ty, x0 : x0 + tx])
+                extents.append(block.shape)
+                block = normalise(block)
+                if block.shape != grid.tile:
+                    pad = [(0, t - s) for t, s in zip(grid.tile, block.shape)]
+                    block = np.pad(block, pad, mode="edge")
+                blocks.append(block)
+            probs = runner(np.stack(blocks)[:, None])
+            for (y0, x0), (dz, dy, dx), p in zip(batch, extents, probs):
+                w = [weights[a][:d] / totals[a][s : s + d]
+                     for a, (s, d) in enumerate(zip((z0, y0, x0), (dz, dy, dx)))]
+                w3 = w[0][:, None, None] * w[1][None, :, None] * w[2]
+                target = acc[:, z0 - base : z0 - base + dz, y0 : y0 + dy, x0 : x0 + dx]
+                np.add(target, p[:, :dz, :dy, :dx] * w3, out=target, casting="same_kind")
+            yield len(batch), None
+        z_next = zs[k + 1] if k + 1 < len(zs) else Z
+        for r0 in range(base, z_next, _FINISH_ROWS):
+            r1 = min(r0 + _FINISH_ROWS, z_next)
+            yield 0, (r0, r1, acc[:, r0 - base : r1 - base].astype(np.float32))
+        n = z_next - base
+        acc[:, : tz - n] = acc[:, n:]
+        acc[:, tz - n :] = 0
+        base = z_next
+
+
+def normalised_entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy of class probabilities (classes first) divided by its maximum: 0 sure, 1 unsure."""
+    q = np.clip(p, 1e-7, 1.0)
+    h = -np.sum(q * np.log(q), axis=0)
+    return (h / np.log(p.shape[0])).astype(np.float32)
+
+
+def release_pages(array: np.ndarray | None, z0: int, z1: int) -> None:
+    """Let the kernel drop the resident pages of sections ``z0:z1`` of a file-backed memmap.
+
+    Pages of a memory-mapped file count in the process's resident memory until unmapped; a
+    prediction reads and writes each section once, so dropping them keeps memory bounded on
+    volumes larger than RAM. Writes are kept: for a shared (or read-only) file mapping the page
+    cache holds the data. Private copy-on-write maps and plain arrays are left alone.
+    """
+    mm = getattr(array, "_mmap", None)
+    if mm is None or getattr(array, "mode", "c") not in ("r", "r+", "readonly", "readwrite"):
+        return
+    block = array[z0:z1]
+    if block.size == 0 or not block.flags.c_contiguous:
+        return
+    start_of_map = np.frombuffer(mm, np.uint8).ctypes.data
+    page = mmap.PAGESIZE
+    lo = block.ctypes.data - start_of_map
+    hi = lo + block.nbytes
+    lo = -(-lo // page) * page
+    hi = hi // page * page
+    if hi > lo:
+        mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)

@@ -1,0 +1,441 @@
+"""Training a segmentation model on sparse labels: a stoppable, time- or step-boxed job.
+
+The loss (weighted cross-entropy plus a soft Dice term) counts painted voxels only, so label 0
+("not annotated") never teaches the network anything. A validation split of the painted voxels is
+held out and scored as the run goes; the best model so far is what the run returns and what it
+writes to the checkpoint file. Weights are averaged over steps (an exponential moving average),
+which steadies a short run on few labels.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology, count_voxels
+from ..errors import InputError
+from ..jobs import Job, Progress, stop_requested
+from .model import Normalisation, SegmentationModel, fast_cpu_math, resolve_device
+from .sampling import IGNORE, PatchSampler, SparseLabels, augment, pad_target, read_box
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of a training run; the defaults suit a laptop CPU and a 5-minute budget.
+
+    The run ends at ``minutes`` or ``max_steps`` (whichever comes first; at least one must be
+    set), when validation has not improved for ``patience`` evaluations, or when stopped.
+    """
+
+    base_channels: int = 16
+    depth: int = 4
+    smoothing_sigmas: tuple[float, ...] = (1.0, 2.5)
+    patch_size: int = 48
+    batch_size: int = 2
+    minutes: float | None = 5.0
+    max_steps: int | None = None
+    lr: float = 5e-3
+    weight_decay: float = 1e-4
+    dice_weight: float = 1.0
+    ema: float | None = 0.99
+    seed: int = 0
+    device: str = "auto"
+    val_fraction: float = 0.15
+    eval_every: int = 25
+    max_val_patches: int = 4
+    patience: int | None = 12
+    preview_z: int | None = None
+    preview_every_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.minutes is None and self.max_steps is None:
+            raise InputError("a training run needs a time budget (minutes) or a number of steps")
+        if self.minutes is not None and self.minutes <= 0:
+            raise InputError(f"the time budget must be positive, not {self.minutes} minutes")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError("a training run needs at least one step")
+        if self.batch_size < 1 or self.patch_size < 8:
+            raise InputError("batch size must be at least 1 and patches at least 8 voxels wide")
+        if not 0 <= self.val_fraction < 0.5:
+            raise InputError(f"the validation fraction must be in [0, 0.5), not {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class TrainProgress(Progress):
+    """A training progress record; ``done/total`` count steps, or seconds when time-boxed."""
+
+    step: int = 0
+    loss: float = float("nan")
+    val_dice: dict[str, float] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    preview: np.ndarray | None = None  # uint8 labels of section preview_z, when refreshed
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """The trained model (best on validation), whether it was stopped, and the run's record."""
+
+    model: SegmentationModel
+    stopped: bool
+    history: dict[str, list]  # step, loss, val_step, val_dice (per class name), val_mean
+    best_val_dice: dict[str, float]
+    summary: dict[str, Any]
+
+
+def train(
+    image: np.ndarray,
+    labels: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+    *,
+    ontology: Ontology = DEFAULT_ONTOLOGY,
+    voxel_size_nm: tuple[float, float, float] | None = None,
+    init: SegmentationModel | None = None,
+    checkpoint_path: str | Path | None = None,
+    stop: threading.Event | None = None,
+) -> Job[TrainResult]:
+    """Check the inputs (raising ``InputError`` at once), then return the training job.
+
+    With ``init`` the run fine-tunes that model (its classes and architecture win over
+    ``ontology`` and the size settings). The best model is written atomically to
+    ``checkpoint_path`` whenever it improves, and at the end.
+    """
+    if init is not None:
+        ontology = init.ontology
+    painted = check_training_inputs(image, labels, ontology)
+    return _train(image, labels, painted, config, ontology, voxel_size_nm, init,
+                  None if checkpoint_path is None else Path(checkpoint_path), stop)
+
+
+def check_training_inputs(image: np.ndarray, labels: np.ndarray, ontology: Ontology) -> dict[int, int]:
+    """Painted voxels per class id, after checking that image and labels can train a model."""
+    if image.ndim != 3:
+        raise InputError(f"training needs a 3D image, not an array of shape {image.shape}")
+    if labels.shape != image.shape:
+        raise InputError(
+            f"the labels (shape {labels.shape}) do not match the image (shape {image.shape})"
+        )
+    if image.dtype.kind not in "uif":
+        raise InputError(f"cannot train on an image of type {image.dtype}")
+    if labels.dtype.kind not in "ui":
+        raise InputError(f"labels must be integer class ids, not {labels.dtype} values")
+    if image.dtype.kind == "f":
+        for z in range(0, image.shape[0], 16):
+            if not np.isfinite(image[z : z + 16]).all():
+                raise InputError("the image holds NaN or infinite values; fix or crop it first")
+    if labels.dtype != np.uint8 and (labels.min(initial=0) < 0 or labels.max(initial=0) > 255):
+        raise InputError("label ids must be between 0 and 255")
+    painted: dict[int, int] = {}
+    for z in range(0, labels.shape[0], 64):
+        for k, n in count_voxels(np.asarray(labels[z : z + 64]).astype(np.uint8)).items():
+            painted[k] = painted.get(k, 0) + n
+    if not painted:
+        raise InputError("nothing is painted: paint a few strokes of each class first")
+    unknown = sorted(set(painted) - set(ontology.ids))
+    if unknown:
+        raise InputError(f"labels use ids {unknown} that are not classes of the model")
+    if len(painted) < 2:
+        (only,) = painted
+        raise InputError(
+            f"only {ontology.name_of(only)} is painted: paint at least two classes to train"
+        )
+    return painted
+
+
+def sparse_loss(
+    logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor, dice_weight: float = 1.0
+) -> torch.Tensor:
+    """Weighted cross-entropy plus soft Dice, over voxels whose target is not ``IGNORE``."""
+    import torch
+    from torch.nn import functional as F
+
+    mask = target != IGNORE
+    if not bool(mask.any()):
+        return logits.sum() * 0.0
+    ce = F.cross_entropy(logits, target, weight=class_weights, ignore_index=IGNORE)
+    if not dice_weight:
+        return ce
+    # Channels-first throughout: a channels-last gradient sends the convolutions' backward pass
+    # down a path ~20x slower on CPUs.
+    probs = torch.softmax(logits, dim=1) * mask[:, None]
+    onehot = F.one_hot(target.clamp(min=0), logits.shape[1]).movedim(-1, 1).contiguous()
+    onehot = onehot.to(probs.dtype) * mask[:, None]
+    dims = (0, 2, 3, 4)
+    true_n = onehot.sum(dims)
+    present = true_n > 0
+    inter = (probs * onehot).sum(dims)
+    dice = (2 * inter + 1.0) / (probs.sum(dims) + true_n + 1.0)
+    return ce + dice_weight * (1.0 - dice[present].mean())
+
+
+def _train(
+    image: np.ndarray,
+    labels: np.ndarray,
+    painted: dict[int, int],
+    config: TrainConfig,
+    ontology: Ontology,
+    voxel_size_nm: tuple[float, float, float] | None,
+    init: SegmentationModel | None,
+    checkpoint_path: Path | None,
+    stop: threading.Event | None,
+) -> Job[TrainResult]:
+    import torch
+
+    started = time.perf_counter()
+    fast_cpu_math()
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    if init is not None:
+        model = SegmentationModel(
+            copy.deepcopy(init.network).to(device), ontology=ontology,
+            normalisation=Normalisation.of(image), voxel_size_nm=voxel_size_nm or init.voxel_size_nm,
+            patch_size=init.patch_size, summary={"fine_tuned_from": init.summary},
+        )
+    else:
+        model = SegmentationModel.create(
+            ontology=ontology, base_channels=config.base_channels, depth=config.depth,
+            smoothing_sigmas=config.smoothing_sigmas, normalisation=Normalisation.of(image),
+            voxel_size_nm=voxel_size_nm, patch_size=config.patch_size, device=device,
+        )
+    multiple = model.architecture.size_multiple
+    patch = max(multiple, config.patch_size // multiple * multiple)
+    n_classes = len(ontology)
+    lut = np.full(256, IGNORE, np.int64)
+    lut[list(ontology.ids)] = np.arange(n_classes)
+    lut[UNLABELED] = IGNORE
+    sparse = SparseLabels.from_labels(labels, lut, val_fraction=config.val_fraction,
+                                      block=max(8, patch // 2), rng=rng)
+    sampler = PatchSampler(sparse, patch)
+    norm = model.normalisation
+    counts = sparse.counts(n_classes, "train")
+    class_weights = torch.tensor(_class_weights(counts), dtype=torch.float32, device=device)
+    val_boxes = sampler.covering_boxes("val", config.max_val_patches, rng)
+    val_set = [(norm.apply(read_box(image, b, patch)),
+                pad_target(sparse.dense(b, _clip_size(b, patch, image.shape), "val"), patch))
+               for b in val_boxes]
+
+    net = model.network.train()
+    ema_net = copy.deepcopy(net).eval() if config.ema else None
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_dice": [],
+                                "val_mean": []}
+    best_mean, best_dice, best_step, best_state = -1.0, {}, 0, None
+    evals_since_best = 0
+    stopped = early_stopped = False
+    step = 0
+    last_preview = -np.inf
+    preview_cost = 0.0
+    budget_s = None if config.minutes is None else config.minutes * 60.0
+
+    def evaluated() -> SegmentationModel:
+        return model if ema_net is None else _with_network(model, ema_net)
+
+    def fraction_done(elapsed: float) -> float:
+        f = 0.0
+        if budget_s is not None:
+            f = max(f, elapsed / budget_s)
+        if config.max_steps is not None:
+            f = max(f, step / config.max_steps)
+        return f
+
+    while True:
+        elapsed = time.perf_counter() - started
+        if stop_requested(stop):
+            stopped = True
+            break
+        frac = fraction_done(elapsed)
+        if frac >= 1.0:
+            break
+        for group in opt.param_groups:
+            group["lr"] = _learning_rate(config.lr, step, frac)
+        x, t = _batch(image, sparse, sampler, norm, patch, config.batch_size, rng)
+        x, t = torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)
+        loss = sparse_loss(net(x), t, class_weights, config.dice_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if ema_net is not None:
+            _update_ema(ema_net, net, min(config.ema, (1 + step) / (10 + step)))
+        history["step"].append(step)
+        loss_value = float(loss.detach())
+        history["loss"].append(loss_value)
+
+        val_dice: dict[str, float] = {}
+        if val_set and (step % config.eval_every == 0):
+            val_dice = _validate(evaluated().network, val_set, ontology, device)
+            net.train()
+            mean = float(np.mean(list(val_dice.values()))) if val_dice else 0.0
+            history["val_step"].append(step)
+            history["val_dice"].append(val_dice)
+            history["val_mean"].append(mean)
+            # A split that covers one class only (rare classes are never held out) cannot rank
+            # models: the latest one is kept instead.
+            if mean > best_mean or len(val_dice) < 2:
+                best_mean, best_dice, best_step, evals_since_best = mean, val_dice, step, 0
+                best_state = _state_copy(evaluated().network)
+                if checkpoint_path is not None:
+                    _snapshot(model, best_state, summary=None).save(checkpoint_path)
+            else:
+                evals_since_best += 1
+                if config.patience is not None and evals_since_best >= config.patience:
+                    early_stopped = True
+
+        preview = None
+        now = time.perf_counter()
+        if config.preview_z is not None and now - last_preview >= max(config.preview_every_s,
+                                                                       3 * preview_cost):
+            preview = preview_section(evaluated(), image, config.preview_z, norm)
+            last_preview = time.perf_counter()
+            preview_cost = last_preview - now
+            net.train()
+        elapsed = time.perf_counter() - started
+        done, total = ((int(elapsed), int(budget_s)) if budget_s is not None
+                       else (step, int(config.max_steps or 0)))
+        if budget_s is not None and config.max_steps is not None:
+            done, total = int(1000 * fraction_done(elapsed)), 1000
+        yield TrainProgress(
+            done=min(done, total), total=total,
+            message=f"step {step} loss {loss_value:.3f}"
+            + (f" val {np.mean(list(val_dice.values())):.2f}" if val_dice else ""),
+            step=step, loss=loss_value, val_dice=val_dice, elapsed_s=elapsed, preview=preview,
+        )
+        if early_stopped:
+            break
+
+    final_state = best_state if best_state is not None else _state_copy(evaluated().network)
+    seconds = time.perf_counter() - started
+    summary = {
+        "steps": step,
+        "seconds": round(seconds, 1),
+        "best_step": best_step if best_state is not None else step,
+        "best_val_dice": best_dice,
+        "best_val_mean": best_mean if best_state is not None else None,
+        "stopped": stopped,
+        "early_stopped": early_stopped,
+        "painted_voxels": {ontology.name_of(k): int(v) for k, v in sorted(painted.items())},
+        "validation_voxels": int(sparse.is_val.sum()),
+        "device": device,
+        "config": {k: v for k, v in asdict(config).items() if k not in ("preview_z",)},
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    result_model = _snapshot(model, final_state, summary)
+    if checkpoint_path is not None:
+        result_model.save(checkpoint_path)
+    return TrainResult(result_model, stopped, history, best_dice, summary)
+
+
+def preview_section(
+    model: SegmentationModel, image: np.ndarray, z: int, norm: Normalisation
+) -> np.ndarray:
+    """Labels of section ``z`` predicted from a slab of the image one patch deep (uint8)."""
+    from .prediction import TileGrid, TileRunner, sliding_window
+
+    z = int(np.clip(z, 0, image.shape[0] - 1))
+    half = model.patch_size // 2
+    z0 = max(0, min(z - half, image.shape[0] - model.patch_size))
+    slab = image[z0 : z0 + model.patch_size]
+    grid = TileGrid.for_volume(slab.shape, model.patch_size, 0.25, model.architecture.size_multiple)
+    runner = TileRunner(model, "auto", False, str(model.device))
+    out = np.zeros(image.shape[1:], np.uint8)
+    for _, finished in sliding_window(slab, grid, runner, norm.apply, len(model.ontology), 4):
+        if finished is not None:
+            r0, r1, probs = finished
+            if r0 <= z - z0 < r1:
+                out = model.class_ids[np.argmax(probs[:, z - z0 - r0], axis=0)]
+    return out
+
+
+def _batch(image, sparse, sampler, norm, patch, batch_size, rng):
+    xs, ts = [], []
+    for _ in range(batch_size):
+        start = sampler.box(rng)
+        x = norm.apply(read_box(image, start, patch))
+        t = pad_target(sparse.dense(start, _clip_size(start, patch, image.shape), "train"), patch)
+        x, t = augment(x, t, rng)
+        xs.append(x)
+        ts.append(t)
+    return np.stack(xs)[:, None], np.stack(ts)
+
+
+def _clip_size(start, patch, shape) -> tuple[int, int, int]:
+    return tuple(min(patch, n - s) for s, n in zip(start, shape))  # type: ignore[return-value]
+
+
+def _class_weights(counts: np.ndarray) -> np.ndarray:
+    """Inverse square-root frequency of the painted voxels, mean 1 over painted classes.
+
+    Patches are already sampled class by class; the square root lifts rare classes (Cu) without
+    making every uncertain voxel the rarest phase.
+    """
+    w = np.zeros(len(counts), np.float64)
+    painted = counts > 0
+    w[painted] = 1.0 / np.sqrt(counts[painted])
+    w[painted] /= w[painted].mean()
+    w[~painted] = 1.0
+    return np.clip(w, 0.1, 10.0)
+
+
+def _learning_rate(base: float, step: int, fraction: float, warmup: int = 20) -> float:
+    """Linear warm-up over the first steps, then cosine decay to 5 % over the budget."""
+    ramp = min(1.0, (step + 1) / warmup)
+    return base * ramp * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(fraction, 1.0))))
+
+
+def _validate(network, val_set, ontology: Ontology, device: str) -> dict[str, float]:
+    """Dice per painted class over the held-out voxels (unpainted voxels do not count)."""
+    import torch
+
+    n = len(ontology)
+    inter, pred_n, true_n = np.zeros(n), np.zeros(n), np.zeros(n)
+    network.eval()
+    with torch.inference_mode():
+        for x, t in val_set:
+            pred = network(torch.from_numpy(x)[None, None].to(device)).argmax(1)[0].cpu().numpy()
+            m = t != IGNORE
+            p, g = pred[m], t[m]
+            inter += np.bincount(g[p == g], minlength=n)
+            pred_n += np.bincount(p, minlength=n)
+            true_n += np.bincount(g, minlength=n)
+    return {ontology.classes[c].name: float(2 * inter[c] / (pred_n[c] + true_n[c]))
+            for c in range(n) if true_n[c] > 0}
+
+
+def _update_ema(ema_net, net, decay: float) -> None:
+    import torch
+
+    with torch.no_grad():
+        ema_p = list(ema_net.parameters())
+        torch._foreach_lerp_(ema_p, list(net.parameters()), 1.0 - decay)
+        for eb, b in zip(ema_net.buffers(), net.buffers()):
+            eb.copy_(b)
+
+
+def _state_copy(network) -> dict:
+    return {k: v.detach().clone() for k, v in network.state_dict().items()}
+
+
+def _with_network(model: SegmentationModel, network) -> SegmentationModel:
+    return SegmentationModel(network, ontology=model.ontology, normalisation=model.normalisation,
+                             voxel_size_nm=model.voxel_size_nm, patch_size=model.patch_size,
+                             summary=model.summary)
+
+
+def _snapshot(model: SegmentationModel, state: dict, summary: dict | None) -> SegmentationModel:
+    """An independent model (eval mode) holding ``state``."""
+    net = copy.deepcopy(model.network)
+    net.load_state_dict(state)
+    out = _with_network(model, net.eval())
+    if summary is not None:
+        out.summary = {**model.summary, **summary}
+    return out

@@ -1,0 +1,131 @@
+"""Training on sparse labels: the loss, input checks, stopping, determinism, learning."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cryoli.classes import BACKGROUND, CU, LI, LIH, SEI
+from napari_cryoli.errors import InputError
+from napari_cryoli.jobs import run_job
+from napari_cryoli.segment import PredictConfig, SegmentationModel, TrainConfig, predict, train
+from napari_cryoli.segment.sampling import IGNORE, augment
+from napari_cryoli.segment.training import sparse_loss
+
+from .synthetic import rod_volume, sparse_strokes
+
+TINY = TrainConfig(base_channels=4, depth=2, patch_size=24, batch_size=2, minutes=None,
+                   max_steps=4, eval_every=2, device="cpu")
+
+
+def test_loss_ignores_unlabelled_voxels():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 6, 6, 6, generator=g)
+    target = torch.randint(0, 5, (2, 6, 6, 6), generator=g)
+    target[:, :3] = IGNORE
+    changed = logits.clone()
+    changed[:, :, :3] = torch.randn(2, 5, 3, 6, 6, generator=g) * 10
+    w = torch.ones(5)
+    assert torch.allclose(sparse_loss(logits, target, w), sparse_loss(changed, target, w))
+    changed.requires_grad_(True)
+    sparse_loss(changed, target, w).backward()
+    assert changed.grad[:, :, :3].abs().max() == 0
+    assert changed.grad[:, :, 3:].abs().max() > 0
+
+
+def test_loss_of_nothing_painted_is_zero():
+    logits = torch.randn(1, 5, 4, 4, 4, requires_grad=True)
+    target = torch.full((1, 4, 4, 4), IGNORE)
+    loss = sparse_loss(logits, target, torch.ones(5))
+    loss.backward()
+    assert float(loss) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("labels_fn", "message"),
+    [
+        (lambda img, lab: lab[:-1], "do not match"),
+        (lambda img, lab: np.zeros_like(lab), "nothing is painted"),
+        (lambda img, lab: np.where(lab > 0, LI, 0).astype(np.uint8), "only Li is painted"),
+        (lambda img, lab: np.where(lab > 0, 9, 0).astype(np.uint8), "not classes"),
+    ],
+)
+def test_bad_labels_raise_before_any_work(labels_fn, message):
+    image, truth = rod_volume((16, 24, 24))
+    labels = labels_fn(image, sparse_strokes(truth, sections=(8,)))
+    with pytest.raises(InputError, match=message):
+        train(image, labels, TINY)
+
+
+def test_nan_in_image_is_refused():
+    image, truth = rod_volume((16, 24, 24))
+    image[3, 4, 5] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        train(image, sparse_strokes(truth, sections=(8,)), TINY)
+
+
+def test_config_needs_a_budget():
+    with pytest.raises(InputError):
+        TrainConfig(minutes=None, max_steps=None)
+
+
+def test_augmentation_keeps_z_along_z_and_labels_with_image():
+    rng = np.random.default_rng(1)
+    z = np.arange(8, dtype=np.float32)[:, None, None] * np.ones((8, 8, 8), np.float32)
+    labels = z.astype(np.int64)  # labels that mirror the image
+    for _ in range(20):
+        img, lab = augment(z.copy(), labels.copy(), rng)
+        # Each z-section is constant: nothing turned z into y or x.
+        assert np.allclose(lab.std(axis=(1, 2)), 0)
+        # The image moved with the labels: brightness is monotone in the label everywhere.
+        order = np.argsort(lab[:, 0, 0])
+        assert np.all(np.diff(img[order].mean(axis=(1, 2))) > 0)
+
+
+def test_training_is_deterministic_for_a_seed():
+    image, truth = rod_volume((20, 32, 32))
+    labels = sparse_strokes(truth, sections=(6, 14))
+    a = run_job(train(image, labels, TINY))
+    b = run_job(train(image, labels, TINY))
+    assert a.history["loss"] == b.history["loss"]
+    assert a.summary["steps"] == TINY.max_steps
+
+
+def test_stop_ends_training_between_steps(tmp_path):
+    image, truth = rod_volume((20, 32, 32))
+    labels = sparse_strokes(truth, sections=(6, 14))
+    stop = threading.Event()
+    cfg = TrainConfig(base_channels=4, depth=2, patch_size=24, minutes=10, device="cpu",
+                      preview_z=10, preview_every_s=0.0)
+    job = train(image, labels, cfg, checkpoint_path=tmp_path / "m.pt", stop=stop)
+    records = []
+    result = run_job(job, lambda p: (records.append(p), len(records) == 3 and stop.set()))
+    assert result.stopped
+    assert result.summary["steps"] == 3
+    assert records[0].preview is not None and records[0].preview.shape == image.shape[1:]
+    assert records[0].preview.dtype == np.uint8
+    assert SegmentationModel.load(tmp_path / "m.pt").summary["stopped"] is True
+
+
+def test_short_training_beats_chance():
+    image, truth = rod_volume((32, 48, 48), seed=3)
+    labels = sparse_strokes(truth)
+    assert (labels > 0).mean() < 0.02
+    cfg = TrainConfig(base_channels=8, depth=2, patch_size=32, batch_size=2, minutes=None,
+                      max_steps=80, eval_every=20, lr=1e-2, device="cpu", seed=1)
+    result = run_job(train(image, labels, cfg))
+    pred = run_job(predict(image, result.model, PredictConfig(tile=32, device="cpu"))).labels
+    # On a new noise realisation of the same scene: learned structure, not memorised noise.
+    other, other_truth = rod_volume((32, 48, 48), seed=4)
+    pred_other = run_job(predict(other, result.model, PredictConfig(tile=32))).labels
+    for p, t in ((pred, truth), (pred_other, other_truth)):
+        accuracy = (p == t).mean()
+        majority = np.bincount(t.ravel()).max() / t.size
+        assert accuracy > majority + 0.1
+        dice = {c: 2 * ((p == c) & (t == c)).sum() / ((p == c).sum() + (t == c).sum())
+                for c in (BACKGROUND, LI, SEI)}
+        assert min(dice.values()) > 0.5, dice
+    assert set(np.unique(pred)) <= {BACKGROUND, LI, LIH, CU, SEI}
