@@ -65,6 +65,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             raise write_error(path, e) from e
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise ``FileFormatError`` now if ``path`` cannot be written, before long work is wasted.
+
+    Creates and removes a temporary sibling, so a missing or read-only folder is caught whatever
+    the permissions say; a disk that fills up later is still caught by the write itself.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise FileFormatError(f"could not write {path}: it is a folder")
+    probe = temporary_sibling(path)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as e:
+        raise write_error(path, e) from e
+    os.unlink(probe)
+
+
 def write_error(path: Path, error: OSError) -> FileFormatError:
     """The one-sentence error for a failed write of ``path``."""
     if error.errno == errno.ENOENT and not path.parent.is_dir():

@@ -1,8 +1,9 @@
 """The 1024-byte MRC header: decode any writer's header, and build the one napari-cryoli writes.
 
 Decoding never trusts a field: the byte order comes from the machine stamp (or, when a writer
-left it empty, from the order in which mode and sizes make sense), and every value used later is
-checked here, so that a corrupt header ends in a one-sentence ``FileFormatError``.
+left it empty or it contradicts the header, from the order in which mode and sizes make sense),
+and every value used later is checked here, so that a corrupt header ends in a one-sentence
+``FileFormatError``.
 """
 
 from __future__ import annotations
@@ -265,10 +266,14 @@ def build_header(
 def _byte_order(
     raw: bytes, stamp: bytes, has_map_id: bool, name: str, file_size: int | None
 ) -> tuple[ByteOrder, bool]:
-    if stamp[0] == 0x44:  # 0x44 0x44 or 0x44 0x41: little-endian
-        return "<", False
-    if stamp[0] == 0x11:
-        return ">", False
+    stamped = {0x44: "<", 0x11: ">"}.get(stamp[0])  # 0x44 0x44 / 0x44 0x41 or 0x11 0x11
+    if stamped is not None:
+        other = ">" if stamped == "<" else "<"
+        if _plausible(raw, stamped, None) or not _plausible(raw, other, file_size):
+            return stamped, False  # type: ignore[return-value]
+        # A stamp that contradicts the header (some writers stamp the wrong order): like IMOD,
+        # trust the order in which mode and sizes make sense.
+        return other, True  # type: ignore[return-value]
     # No usable stamp (old writers leave zeros): the order in which the header makes sense.
     plausible = [bo for bo in ("<", ">") if _plausible(raw, bo, None)]
     if file_size is not None:

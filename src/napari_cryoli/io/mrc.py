@@ -49,6 +49,9 @@ SAMPLE_ROWS = 256
 #: Chunk size for streaming data to and from disk.
 CHUNK_BYTES = 64 * 2**20
 
+#: Values per chunk when computing header statistics (float64 temporaries of 8 MiB).
+STATS_CHUNK_VALUES = 2**20
+
 #: MRC modes napari-cryoli writes, by dtype.
 WRITE_MODES: dict[np.dtype, int] = {
     np.dtype(np.uint8): 0,
@@ -198,7 +201,13 @@ def _old_writer_warning(h: hdr.MrcHeader) -> str:
         problems.append("no 'MAP ' id")
     if h.byte_order_guessed:
         order = "little" if h.byte_order == "<" else "big"
-        problems.append(f"no machine stamp (read as {order}-endian)")
+        if h.machine_stamp[:1] in (b"\x44", b"\x11"):
+            stamped = "big" if order == "little" else "little"
+            problems.append(
+                f"a machine stamp that says {stamped}-endian, but the header reads as {order}-endian"
+            )
+        else:
+            problems.append(f"no machine stamp (read as {order}-endian)")
     return f"written by an old program ({', '.join(problems)}); opened permissively"
 
 
@@ -603,7 +612,7 @@ def open_mrc_for_writing(
                 with open(tmp, "r+b") as f:
                     f.write(plan.header((0.0, -1.0, -2.0, -1.0)))  # stats "undetermined" for now
                     f.write(plan.extended)
-                    f.truncate(offset + math.prod(shape) * dtype.itemsize)
+                    _reserve(f, offset + math.prod(shape) * dtype.itemsize)
                 array = np.memmap(tmp, dtype=plan.dtype, mode="r+", offset=offset, shape=shape)
             except OSError as e:
                 raise write_error(path, e) from e
@@ -618,6 +627,19 @@ def open_mrc_for_writing(
                 raise write_error(path, e) from e
     except DiscardWrite:
         return
+
+
+def _reserve(f: BinaryIO, size: int) -> None:
+    """Give ``f`` its final ``size`` with every block allocated on disk.
+
+    A file merely extended (sparse) would take its blocks only as the map is written, and a disk
+    that fills up then kills the process with SIGBUS instead of raising an error here.
+    """
+    f.flush()
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(f.fileno(), 0, size)
+    else:
+        f.truncate(size)
 
 
 def _writable_array(data, labels: bool | None) -> np.ndarray:
@@ -722,13 +744,15 @@ def _section_chunks(data: np.ndarray, chunk_bytes: int = CHUNK_BYTES) -> Iterato
 def _stats(data: np.ndarray) -> tuple[float, float, float, float]:
     """(dmin, dmax, dmean, rms) over finite values, in chunks; complex data: of the magnitude."""
     lo, hi, total, total_sq, count = math.inf, -math.inf, 0.0, 0.0, 0
-    # Chunks of ~8 MiB of input stay under 64 MiB as float64.
-    for chunk in _section_chunks(data, CHUNK_BYTES // 8):
+    # Chunks of a fixed number of values, so the float64 copies stay small (8 MiB) whatever the
+    # input's type: sized in bytes of input, 8-bit labels made chunks eight times larger.
+    for chunk in _section_chunks(data, STATS_CHUNK_VALUES * data.itemsize):
         values = np.asarray(chunk)
         if values.dtype.kind == "c":
             values = np.abs(values)
+        finite_only = values.dtype.kind == "f"
         values = values.astype(np.float64).ravel()
-        if values.dtype.kind == "f":
+        if finite_only:
             values = values[np.isfinite(values)]
         if not values.size:
             continue
