@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import CryoliError
+from .errors import CryoliError, InputError
 from .jobs import Job, TextProgressBar, run_job
 from .tomo.wbp import AXIS_ANGLES
 
@@ -42,22 +42,57 @@ def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def _cmd_measure(args: argparse.Namespace, stop: threading.Event) -> int:
+    from dataclasses import replace
+
     from .io import read_labels
     from .measure.report import MeasureSettings, measure, write_report
 
+    _check_outputs(args.out, args.csv)
     volume = read_labels(args.segmentation)
+    if volume.kind != "volume":
+        raise InputError(
+            f"{volume.path.name} holds a {_KIND_NAMES[volume.kind]} of shape "
+            f"{volume.data.shape}, not a 3D label volume"
+        )
     voxel = args.voxel_size_nm if args.voxel_size_nm else volume.voxel_size_nm
     settings = MeasureSettings(extended_threshold_nm=args.extended_threshold_nm)
+    # What the file said about itself belongs in the report too (e.g. a voxel size assumed).
+    file_notes = (*volume.warnings, *_user_class_notes(volume.data))
+    for note in file_notes:
+        print(f"note: {note}", file=sys.stderr)
     report = drive(measure(volume.data, voxel, settings, stop=stop), "measure")
     if report.stopped:
         print("napari-cryoli measure: stopped, nothing written", file=sys.stderr)
         return 130
-    write_report(report, args.out, args.csv)
+    write_report(replace(report, notes=(*file_notes, *report.notes)), args.out, args.csv)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     written = f"{args.out} and {args.csv}" if args.csv else f"{args.out}"
     print(f"wrote {written}", file=sys.stderr)
     return 0
+
+
+_KIND_NAMES = {"image": "2D image", "stack": "stack of 2D images", "volume": "volume"}
+
+
+def _user_class_notes(labels) -> list[str]:
+    """A note naming the ids present that are not battery phases nor background."""
+    from .classes import BACKGROUND, PHASES, count_voxels
+
+    others = [str(i) for i in sorted(count_voxels(labels)) if i not in (BACKGROUND, *PHASES)]
+    if not others:
+        return []
+    which = f"id {others[0]} is" if len(others) == 1 else f"ids {', '.join(others)} are"
+    return [f"{which} not Li, LiH, Cu or SEI: measured as background"]
+
+
+def _check_outputs(*paths: Path | None) -> None:
+    """Fail before any work when an output could not be written (missing folder, a folder)."""
+    from .io import check_writable
+
+    for path in paths:
+        if path is not None:
+            check_writable(path)
 
 
 def _cmd_simulate(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -90,6 +125,7 @@ def _cmd_reconstruct(args: argparse.Namespace, stop: threading.Event) -> int:
     from .io import read_tilt_series, write_mrc
     from .tomo.wbp import WBPSettings, axis_on_y, reconstruct
 
+    _check_outputs(args.out)
     series = read_tilt_series(args.tiltseries, args.angles)
     for warning in series.warnings:
         print(f"note: {warning}", file=sys.stderr)
@@ -218,6 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except CryoliError as e:
         print(f"napari-cryoli {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            f"napari-cryoli {args.command}: error: not enough memory for this volume; nothing "
+            "written (close other programs or crop the volume)",
+            file=sys.stderr,
+        )
         return 2
     finally:
         if previous is not None:

@@ -64,6 +64,7 @@ class TextProgressBar:
         self.width = width
         self._last = 0.0
         self._started = time.monotonic()
+        self._drawn = False
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
@@ -80,7 +81,9 @@ class TextProgressBar:
         text = f"\r{head} {elapsed:6.1f}s {p.message}"[:160]
         self.stream.write(text.ljust(100))
         self.stream.flush()
+        self._drawn = True
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        if self._drawn:  # a job that failed before its first record leaves no empty line
+            self.stream.write("\n")
+            self.stream.flush()

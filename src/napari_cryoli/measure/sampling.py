@@ -96,9 +96,11 @@ def outward_normals(
     sigma = NORMAL_SIGMA * h.min() / (b * h)
     field = ndi.gaussian_filter(coarse, sigma, mode="nearest", truncate=3.0)
     where = ((np.asarray(points, dtype=float) + 0.5) / b - 0.5).T
-    grad = np.empty((where.shape[1], 3))
-    for axis, g in enumerate(np.gradient(field)):
-        grad[:, axis] = ndi.map_coordinates(g, where, order=1, mode="nearest")
+    grad = np.zeros((where.shape[1], 3))
+    for axis in range(3):
+        if field.shape[axis] > 1:  # a volume one cell thick has no slope along that axis
+            g = np.gradient(field, axis=axis)
+            grad[:, axis] = ndi.map_coordinates(g, where, order=1, mode="nearest")
     grad /= b * h
     norm = np.linalg.norm(grad, axis=1, keepdims=True)
     return np.where(norm > 0, -grad / np.where(norm > 0, norm, 1.0), 0.0)

@@ -165,7 +165,8 @@ def reconstruct(
         for y0, y1 in chunks:
             if stop_requested(stop):
                 return Reconstruction(volume, stopped=True)
-            rows = torch.from_numpy(np.ascontiguousarray(data[:, y0:y1, :], dtype=np.float32))
+            # A copy: the rows of a read-only memory-mapped file cannot back a torch tensor.
+            rows = torch.from_numpy(np.array(data[:, y0:y1, :], dtype=np.float32))
             if not bool(torch.isfinite(rows).all()):
                 raise InputError(
                     f"the tilt series holds values that are not finite (NaN or infinity) in "
