@@ -1,0 +1,1 @@
+"""Reliability: bad input, crashes and cancellations never lose work or leave a mess (issue 6)."""
