@@ -34,11 +34,62 @@ def drive(job: Job, label: str, quiet: bool = False):
 
 
 def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
-    raise CryoliError("train is not available yet")
+    from .classes import DEFAULT_ONTOLOGY, count_voxels
+    from .io import read_labels, read_mrc
+    from .segment import SegmentationModel, TrainConfig, train
+
+    _check_outputs(args.out)
+    image = read_mrc(args.tomogram)
+    labels = read_labels(args.labels)
+    if labels.data.shape != image.data.shape:
+        raise InputError(f"{args.labels.name} (shape {labels.data.shape}) does not match "
+                         f"{args.tomogram.name} (shape {image.data.shape})")
+    init = SegmentationModel.load(args.init, device=args.device) if args.init else None
+    ontology = DEFAULT_ONTOLOGY
+    for class_id in sorted(count_voxels(labels.data)):  # user classes 6, 7, ... by number
+        if init is None and class_id == max(ontology.ids) + 1:
+            ontology = ontology.with_class(f"class {class_id}")
+    if init is not None:
+        for note in init.compatibility_warnings(None, image.voxel_size_nm):
+            print(f"note: {note}", file=sys.stderr)
+    config = TrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed,
+                         device=args.device, base_channels=args.base_channels, depth=args.depth)
+    job = train(image.data, labels.data, config, ontology=ontology,
+                voxel_size_nm=image.voxel_size_nm, init=init, checkpoint_path=args.out, stop=stop)
+    result = drive(job, "train")
+    dice = ", ".join(f"{k} {v:.2f}" for k, v in result.best_val_dice.items()) or "none held out"
+    what = "stopped" if result.stopped else "trained"
+    print(f"{what} after {result.summary['steps']} steps; validation Dice: {dice}; "
+          f"wrote {args.out}", file=sys.stderr)
+    return 130 if result.stopped else 0
 
 
 def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
-    raise CryoliError("predict is not available yet")
+    from .io import read_mrc
+    from .segment import PredictConfig, PredictOutputs, SegmentationModel, predict
+
+    _check_outputs(args.out, args.probabilities, args.uncertainty)
+    image = read_mrc(args.tomogram)
+    if image.kind != "volume":
+        raise InputError(f"{args.tomogram.name} is not a 3D volume")
+    model = SegmentationModel.load(args.model, device=args.device)
+    for note in (*image.warnings, *model.compatibility_warnings(None, image.voxel_size_nm)):
+        print(f"note: {note}", file=sys.stderr)
+    outputs = PredictOutputs(labels=args.out, probabilities=args.probabilities,
+                             uncertainty=args.uncertainty, voxel_size_nm=image.voxel_size_nm,
+                             origin_nm=image.origin_nm)
+    config = PredictConfig(tile=args.tile, tta=args.tta, device=args.device,
+                           uncertainty=args.uncertainty is not None,
+                           probabilities=args.probabilities is not None)
+    result = drive(predict(image.data, model, config, outputs=outputs, stop=stop), "predict")
+    if result.stopped:
+        print("napari-cryoli predict: stopped, nothing written", file=sys.stderr)
+        return 130
+    written = [args.out, args.uncertainty]
+    if args.probabilities:
+        written += outputs.probability_paths(model.ontology.names)
+    print(f"wrote {', '.join(str(p) for p in written if p)}", file=sys.stderr)
+    return 0
 
 
 def _cmd_measure(args: argparse.Namespace, stop: threading.Event) -> int:
@@ -181,15 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path, help="start from this model (fine-tuning)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, help="stop after this many steps")
+    p.add_argument("--base-channels", type=int, default=16, help="network width (default 16)")
+    p.add_argument("--depth", type=int, default=4, help="network levels (default 4)")
 
     p = command("predict", _cmd_predict, "Segment a whole tomogram with a trained model.")
     p.add_argument("tomogram", type=Path)
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="segmentation to write (.mrc)")
-    p.add_argument("--probabilities", type=Path, help="per-class probabilities (.mrc, float16)")
+    p.add_argument("--probabilities", type=Path,
+                   help="per-class probabilities, float16: P.mrc writes P_<class>.mrc per class")
     p.add_argument("--uncertainty", type=Path, help="uncertainty map (.mrc)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--tile", type=int, help="tile side in voxels (default: the training patch)")
 
     p = command("measure", _cmd_measure, "Measure SEI thickness, LiH fraction, Cu, dendrites.")
     p.add_argument("segmentation", type=Path)
