@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +43,23 @@ def terminal_lines(text: str) -> tuple[str, ...]:
 
 
 def run_cli(capsys, *args) -> Outcome:
-    """Run ``napari-cryoli ARGS`` in this process (SystemExit from argparse becomes a status)."""
+    """Run ``napari-cryoli ARGS`` in this process, as a terminal would show it.
+
+    Python warnings go to stderr in a real run (pytest would otherwise keep them to itself);
+    SystemExit from argparse becomes a status.
+    """
     capsys.readouterr()
-    try:
-        status = main([str(a) for a in args])
-    except SystemExit as e:
-        status = int(e.code or 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            status = main([str(a) for a in args])
+        except SystemExit as e:
+            status = int(e.code or 0)
     captured = capsys.readouterr()
-    return Outcome(status, terminal_lines(captured.err), captured.out)
+    shown = "".join(
+        warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught
+    )
+    return Outcome(status, terminal_lines(shown + captured.err), captured.out)
 
 
 def error_message(outcome: Outcome, command: str, *, alone: bool = True) -> str:

@@ -24,15 +24,6 @@ from .commands import entries, error_message, notes, run_cli
 from .damaged import DAMAGES, ODDITIES, damaged_copy, with_nan_inf
 
 PLUGIN = "napari-cryoli"
-CLI_MISSING = "the train and predict commands are not in cli.py yet (they say 'not available yet')"
-
-
-def _xfail_until_cli(command: str):
-    return (
-        [pytest.mark.xfail(strict=True, reason=CLI_MISSING)]
-        if command in ("predict", "train")
-        else []
-    )
 
 
 # --- napari: File > Open ---------------------------------------------------------------------
@@ -158,7 +149,7 @@ CLI_READERS = ["measure", "reconstruct", "predict", "train (tomogram)", "train (
 @pytest.mark.parametrize("case", DAMAGES)
 @pytest.mark.parametrize(
     "command",
-    [pytest.param(c, marks=_xfail_until_cli(c.split()[0])) for c in CLI_READERS],
+    CLI_READERS,
 )
 def test_command_refuses_a_damaged_file_in_one_line(capsys, good, tmp_path, command, case):
     bad = damaged_copy(_good_input(command, good), case, tmp_path)
@@ -230,7 +221,6 @@ def test_reconstruct_reads_unusual_tilt_series(capsys, good, tmp_path, clean_rec
         assert any(re.search(oddity.warns, n) for n in notes(outcome)), outcome.lines
 
 
-@pytest.mark.xfail(strict=True, reason=CLI_MISSING)
 @pytest.mark.parametrize("case", ["int8", "uint16", "float16", "big-endian", "zero voxel size"])
 def test_predict_reads_unusual_tomograms(capsys, good, tmp_path, case):
     path = tmp_path / "tomogram.mrc"

