@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
@@ -39,7 +38,7 @@ from ..contrast import percentile_limits, smoothed_view
 from ..errors import CryoliError
 from . import layers as L
 from .pickers import LayerPicker
-from .worker import report_error
+from .worker import quiet_worker, report_error
 
 if TYPE_CHECKING:
     import napari
@@ -508,9 +507,9 @@ class AnnotateWidget(QWidget):
             return None
         self._saving = True
         location, data, kwargs = request
-        worker = create_worker(save_annotations, location, data, **kwargs)
+        worker = quiet_worker(save_annotations, location, data, **kwargs,
+                              on_error=lambda e: report_error(e, "Autosave"))
         worker.returned.connect(lambda _: self._saved(location))
-        worker.errored.connect(lambda e: report_error(e, "Autosave"))
         worker.finished.connect(self._save_finished)
         worker.start()
         return worker

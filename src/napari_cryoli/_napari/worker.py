@@ -50,6 +50,13 @@ class JobHandle:
         self.stop_event.set()
 
 
+def quiet_worker(function: Callable, *args, on_error: Callable[[Exception], None], **kwargs):
+    """An unstarted napari worker whose errors go to ``on_error`` only (superqt would otherwise
+    re-raise them in the Qt event loop)."""
+    return create_worker(function, *args, _start_thread=False, _connect={"errored": on_error},
+                         **kwargs)
+
+
 def active_job(viewer: Any) -> JobHandle | None:
     return _ACTIVE.get(unwrapped(viewer))
 
@@ -81,16 +88,17 @@ def start_job(
         return (yield from job_factory(stop))
 
     run.__qualname__ = name
-    worker = create_worker(run, stop, _start_thread=False)
-    handle = JobHandle(name, worker, stop)
-    _ACTIVE[viewer] = handle
-
     alive = [True]  # emptied when the owner widget is destroyed
-    if owner is not None:
-        owner.destroyed.connect(lambda *_: (alive.clear(), stop.set()))
 
     def guarded(callback: Callable | None) -> Callable:
         return lambda *args: callback(*args) if alive and callback is not None else None
+
+    worker = quiet_worker(run, stop, on_error=guarded(lambda e: report_error(e, name)))
+    handle = JobHandle(name, worker, stop)
+    _ACTIVE[viewer] = handle
+
+    if owner is not None:
+        owner.destroyed.connect(lambda *_: (alive.clear(), stop.set()))
 
     def release() -> None:
         handle.done = True
@@ -99,7 +107,6 @@ def start_job(
 
     worker.yielded.connect(guarded(on_progress))
     worker.returned.connect(guarded(on_result))
-    worker.errored.connect(guarded(lambda e: report_error(e, name)))
     worker.finished.connect(release)
     worker.finished.connect(guarded(on_finish))
     worker.start()

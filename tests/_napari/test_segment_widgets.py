@@ -1,0 +1,110 @@
+"""Train -> predict -> copy -> fine-tune in a real viewer, with qtbot waiting on the workers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cryoli.classes import BACKGROUND, LI, SEI
+from napari_cryoli._napari.segment import PREDICTION, UNCERTAINTY, model_store
+
+SCALE = (2.0, 2.0, 2.0)
+
+
+def two_phase_volume():
+    """A bright slab (Li) with a dark rim (SEI) in noise, and a few painted strokes."""
+    rng = np.random.default_rng(0)
+    z, y, x = np.mgrid[:24, :48, :48]
+    truth = np.full(z.shape, BACKGROUND, np.uint8)
+    truth[(np.abs(x - 24) < 12)] = SEI
+    truth[(np.abs(x - 24) < 8)] = LI
+    intensity = {BACKGROUND: 0.0, LI: 1.0, SEI: -1.0}
+    image = np.vectorize(intensity.get)(truth).astype(np.float32)
+    image += rng.normal(scale=0.3, size=image.shape).astype(np.float32)
+    sparse = np.zeros_like(truth)
+    for zz in (4, 12, 20):
+        sparse[zz, ::3, :] = truth[zz, ::3, :]
+    return image, sparse, truth
+
+
+@pytest.fixture
+def viewer_and_widgets(make_napari_viewer, tmp_path):
+    image, sparse, truth = two_phase_volume()
+    viewer = make_napari_viewer()
+    image_layer = viewer.add_image(image, name="tomo", scale=SCALE)
+    labels_layer = viewer.add_labels(sparse, name="tomo labels", scale=SCALE)
+    # keep autosaves and checkpoints of this in-memory image inside the test's folder
+    labels_layer.metadata["cryoli"] = {"autosave_folder": str(tmp_path)}
+    _, train = viewer.window.add_plugin_dock_widget("napari-cryoli", "Train")
+    _, predict = viewer.window.add_plugin_dock_widget("napari-cryoli", "Predict")
+    train.image_picker.set_layer(image_layer)
+    train.labels_picker.set_layer(labels_layer)
+    train.size.setCurrentText("small (fastest)")
+    train.minutes.setValue(10.0)
+    train.max_steps.setValue(40)
+    return viewer, train, predict, truth, tmp_path
+
+
+def test_train_predict_copy_finetune(viewer_and_widgets, wait_job, qtbot):
+    viewer, train, predict, truth, folder = viewer_and_widgets
+    wait_job(train.start())
+    assert train.result is not None and not train.result.stopped
+    assert train._losses and len(model_store(viewer).models) == 1
+    assert (folder / "tomo.cryoli-labels.mrc").exists()  # labels autosaved at train start
+    assert (folder / "tomo.cryoli-model.pt").exists()  # best model checkpointed
+
+    assert predict.model() is not None
+    wait_job(predict.start())
+    prediction = viewer.layers[PREDICTION]
+    assert prediction.data.shape == truth.shape and prediction.data.dtype == np.uint8
+    np.testing.assert_allclose(prediction.scale, SCALE)
+    assert UNCERTAINTY in viewer.layers
+    accuracy = (prediction.data == truth).mean()
+    assert accuracy > 0.6, accuracy  # three classes: chance is about 1/3
+
+    target = viewer.layers["tomo labels"]
+    predict.target_picker.set_layer(target)
+    predict.copy_scope.setCurrentText("whole volume")
+    predict.copy_button.click()
+    np.testing.assert_array_equal(target.data, prediction.data)
+    target.undo()  # the copy is one undoable step
+    assert (target.data == 0).any()
+    target.redo()
+
+    train.fine_tune.setChecked(True)
+    wait_job(train.start())
+    assert len(model_store(viewer).models) == 2
+    assert "fine_tuned_from" in train.result.model.summary
+
+
+def test_stop_training_keeps_a_usable_model(viewer_and_widgets, wait_job, qtbot):
+    viewer, train, predict, truth, folder = viewer_and_widgets
+    train.max_steps.setValue(0)
+    handle = train.start()
+    qtbot.waitUntil(lambda: len(train._steps) >= 3, timeout=60_000)
+    train.stop_button.click()
+    wait_job(handle)
+    assert train.result.stopped and len(model_store(viewer).models) == 1
+    assert (folder / "tomo.cryoli-model.pt").exists()
+
+
+def test_refusals(viewer_and_widgets, wait_job, qtbot):
+    viewer, train, predict, truth, folder = viewer_and_widgets
+    assert predict.start() is None  # no model yet
+    viewer.layers["tomo labels"].data = np.zeros((24, 48, 40), np.uint8)
+    assert train.start() is None  # shape mismatch: notification, nothing started
+    viewer.layers["tomo labels"].data = np.zeros((24, 48, 48), np.uint8)
+    wait_job(train.start())  # nothing painted: the worker reports the error
+    assert train.result is None
+
+
+def test_save_and_load_model(viewer_and_widgets, wait_job, qtbot, tmp_path):
+    viewer, train, predict, truth, folder = viewer_and_widgets
+    wait_job(train.start())
+    train.save_model(tmp_path / "m.pt")
+    from napari_cryoli._napari.segment import load_model_into_store
+
+    name = load_model_into_store(viewer, tmp_path / "m.pt")
+    assert name == "m.pt" and predict.model_box.currentText() == "m.pt"
+    (tmp_path / "bad.pt").write_bytes(b"not a model")
+    assert load_model_into_store(viewer, tmp_path / "bad.pt") is None
