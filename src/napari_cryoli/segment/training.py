@@ -36,7 +36,7 @@ class TrainConfig:
     set), when validation has not improved for ``patience`` evaluations, or when stopped.
     """
 
-    base_channels: int = 16
+    base_channels: int = 8
     depth: int = 4
     smoothing_sigmas: tuple[float, ...] = (1.0, 2.5)
     patch_size: int = 48

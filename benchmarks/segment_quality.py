@@ -1,0 +1,195 @@
+"""Segmentation quality on the synthetic dendrite phantom, from sparse labels painted like a user.
+
+For each aging preset: simulate a tomogram (unseen seed), paint strokes on a few sections in
+different orientations from the true labels (well under 1 % of the voxels, a few dozen Cu voxels,
+background strokes on the carbon film), train within the time budget, predict the whole tomogram,
+and score Dice per class against the truth; then apply the same model to a tomogram of another
+seed (transfer). The prediction is measured like a user's segmentation (LiH volume fraction, SEI
+median thickness) and compared with the same measurement of the true labels.
+
+    flock /tmp/cryoli-bench.lock nice -n 5 python -m benchmarks.segment_quality [--minutes 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_cryoli.classes import BACKGROUND, CU, LI, LIH, SEI
+from napari_cryoli.jobs import run_job
+from napari_cryoli.segment import PredictConfig, TrainConfig, predict, train
+
+NAMES = {BACKGROUND: "background", LI: "Li", LIH: "LiH", CU: "Cu", SEI: "SEI"}
+
+
+def paint_like_a_user(truth: np.ndarray, film_z: tuple[int, int], rng: np.random.Generator,
+                      strokes_per_class: int = 3, stroke_length: int = 20) -> np.ndarray:
+    """Sparse labels: brush strokes (3 voxels wide) inside each class on 5 sections.
+
+    Two z-sections and two xz-sections (y fixed: the view that shows the missing wedge) and one
+    yz-section through the dendrite; strokes stay a voxel or two inside their class (users paint
+    interiors, not boundaries); background strokes run along the carbon film in the side views;
+    Cu gets a few dozen voxels at the centre of each particle.
+    """
+    labels = np.zeros_like(truth)
+    metal = np.isin(truth, (LI, LIH))
+    zs, ys, xs = np.nonzero(metal)
+    sections = [
+        (0, int(np.percentile(zs, 35))), (0, int(np.percentile(zs, 65))),
+        (1, int(np.percentile(ys, 30))), (1, int(np.percentile(ys, 70))),
+        (2, int(np.percentile(xs, 50))),
+    ]
+    for axis, index in sections:
+        plane = np.take(truth, index, axis=axis)
+        painted = np.zeros_like(plane)
+        for cls in (BACKGROUND, LI, LIH, SEI):
+            inside = ndi.binary_erosion(plane == cls, iterations=1 if cls == SEI else 2)
+            if axis != 0 and cls == BACKGROUND:
+                film = np.zeros_like(inside)
+                film[film_z[0] : film_z[1]] = True  # axis 0 of a side view is z
+                _strokes(painted, inside & film, cls, 2, stroke_length * 2, rng)
+            _strokes(painted, inside, cls, strokes_per_class, stroke_length, rng)
+        view = [slice(None)] * 3
+        view[axis] = index
+        section = labels[tuple(view)]
+        section[painted > 0] = painted[painted > 0]
+    particles, n = ndi.label(truth == CU)
+    for i in range(1, n + 1):
+        core = ndi.binary_erosion(particles == i, iterations=1)
+        where = np.argwhere(core if core.any() else particles == i)
+        centre = where.mean(axis=0)
+        nearest = where[np.argsort(((where - centre) ** 2).sum(axis=1))[:30]]
+        labels[tuple(nearest.T)] = CU
+    return labels
+
+
+def _strokes(out: np.ndarray, allowed: np.ndarray, cls: int, count: int, length: int,
+             rng: np.random.Generator) -> None:
+    """Random-walk strokes with a 3-voxel brush, kept inside ``allowed``."""
+    where = np.argwhere(allowed)
+    if not len(where):
+        return
+    for _ in range(count):
+        p = where[rng.integers(len(where))].astype(float)
+        direction = rng.normal(size=2)
+        direction /= np.linalg.norm(direction)
+        for _ in range(length):
+            r, c = np.round(p).astype(int)
+            brush = allowed[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2]
+            target = out[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2]
+            target[brush] = cls
+            direction = direction + rng.normal(scale=0.3, size=2)
+            direction /= np.linalg.norm(direction)
+            q = p + direction
+            qi = np.round(q).astype(int)
+            if not (0 <= qi[0] < allowed.shape[0] and 0 <= qi[1] < allowed.shape[1]) or \
+                    not allowed[qi[0], qi[1]]:
+                direction = -direction
+                continue
+            p = q
+
+
+def dice(pred: np.ndarray, truth: np.ndarray, cls: int) -> float:
+    a, b = pred == cls, truth == cls
+    return float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
+
+
+def cu_particle_dice(pred: np.ndarray, truth: np.ndarray) -> list[float]:
+    """Dice of Cu per true particle, in a box 3 voxels around it."""
+    particles, _n = ndi.label(truth == CU)
+    out = []
+    for i, box in enumerate(ndi.find_objects(particles), start=1):
+        grown = tuple(slice(max(s.start - 3, 0), s.stop + 3) for s in box)
+        t = particles[grown] == i
+        p = pred[grown] == CU
+        out.append(float(2 * (t & p).sum() / max(t.sum() + p.sum(), 1)))
+    return out
+
+
+def measured(labels: np.ndarray, voxel_size_nm) -> dict:
+    from napari_cryoli.measure.report import measure
+
+    report = run_job(measure(labels, voxel_size_nm))
+    return {"lih_volume_fraction": report.lih_volume_fraction,
+            "sei_median_nm": report.sei_thickness_nm.get("median")}
+
+
+def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
+    d = {NAMES[c]: round(dice(pred, truth, c), 3) for c in (BACKGROUND, LI, LIH, CU, SEI)}
+    d["mean_Li_LiH_SEI"] = round(float(np.mean([d["Li"], d["LiH"], d["SEI"]])), 3)
+    d["Cu_per_particle"] = [round(v, 2) for v in cu_particle_dice(pred, truth)]
+    return d
+
+
+def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape) -> dict:
+    from napari_cryoli.tomo.phantom import PhantomSpec, simulate
+
+    t0 = time.perf_counter()
+    ph = run_job(simulate(PhantomSpec(aging=aging, seed=train_seed, shape=shape)))
+    other = run_job(simulate(PhantomSpec(aging=aging, seed=test_seed, shape=shape)))
+    film = ph.truth["film"]
+    h = ph.voxel_size_nm[0]
+    film_z = (int((film["top_nm"] - film["thickness_nm"]) / h), int(np.ceil(film["top_nm"] / h)))
+    labels = paint_like_a_user(ph.labels, film_z, np.random.default_rng(train_seed))
+    painted = {NAMES[c]: int((labels == c).sum()) for c in NAMES}
+    fraction = float((labels > 0).mean())
+    sim_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    result = run_job(train(ph.tomogram, labels, TrainConfig(minutes=minutes, seed=train_seed),
+                           voxel_size_nm=ph.voxel_size_nm))
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred = run_job(predict(ph.tomogram, result.model, PredictConfig())).labels
+    predict_s = time.perf_counter() - t0
+    pred_other = run_job(predict(other.tomogram, result.model, PredictConfig())).labels
+
+    out = {
+        "aging": aging, "train_seed": train_seed, "transfer_seed": test_seed,
+        "shape": list(ph.tomogram.shape), "painted_voxels": painted,
+        "painted_fraction": round(fraction, 5), "simulate_s": round(sim_s, 1),
+        "train_s": round(train_s, 1), "steps": result.summary["steps"],
+        "best_val_dice": {k: round(v, 3) for k, v in result.best_val_dice.items()},
+        "predict_s": round(predict_s, 1),
+        "dice_same_tomogram": scores(pred, ph.labels),
+        "dice_transfer": scores(pred_other, other.labels),
+    }
+    for key, p, truth in (("same", pred, ph.labels), ("transfer", pred_other, other.labels)):
+        mp, mt = measured(p, ph.voxel_size_nm), measured(truth, ph.voxel_size_nm)
+        out[f"measure_{key}"] = {
+            "lih_fraction_pred": _r(mp["lih_volume_fraction"]),
+            "lih_fraction_true": _r(mt["lih_volume_fraction"]),
+            "sei_median_pred_nm": _r(mp["sei_median_nm"]),
+            "sei_median_true_nm": _r(mt["sei_median_nm"]),
+        }
+    return out
+
+
+def _r(v):
+    return None if v is None else round(float(v), 3)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--agings", nargs="+", default=["24h", "7d"])
+    ap.add_argument("--shape", type=int, nargs=3, default=(96, 160, 160))
+    ap.add_argument("--out", help="also write the results as JSON here")
+    args = ap.parse_args()
+    seeds = {"24h": (1101, 1102), "7d": (2101, 2102), "fresh": (3101, 3102)}
+    results = []
+    for aging in args.agings:
+        r = run(aging, *seeds[aging], args.minutes, tuple(args.shape))
+        print(json.dumps(r), flush=True)
+        results.append(r)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
