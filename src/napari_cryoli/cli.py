@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, help="stop after this many steps")
-    p.add_argument("--base-channels", type=int, default=16, help="network width (default 16)")
+    p.add_argument("--base-channels", type=int, default=8, help="network width (default 8)")
     p.add_argument("--depth", type=int, default=4, help="network levels (default 4)")
 
     p = command("predict", _cmd_predict, "Segment a whole tomogram with a trained model.")
