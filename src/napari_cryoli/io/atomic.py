@@ -3,14 +3,17 @@
 Data goes to a temporary file in the destination's folder (same file system, so the final rename
 is atomic), is flushed to disk with ``fsync``, and only then replaces the destination with
 ``os.replace``. On any error, a full disk included, the temporary file is removed and the old file
-stays as it was.
+stays as it was; temporaries that a killed process could not remove are cleared by the next
+successful write of the same file.
 """
 
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -19,6 +22,9 @@ from ..errors import FileFormatError
 
 #: Temporary files are hidden siblings named ``.<name>.<random>.tmp``.
 TMP_SUFFIX = ".tmp"
+
+#: A temporary untouched this long (seconds) belongs to no live write.
+STALE_AFTER_S = 3600.0
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -49,9 +55,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             _fsync_folder(path.parent)
         except OSError as e:
             raise write_error(path, e) from e
+        remove_stale_temporaries(path)
     finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries of ``path`` that writes killed before their end left behind.
+
+    A live write touches its temporary all along, so one untouched for ``STALE_AFTER_S`` is
+    a leftover (of a crash, a kill, a power cut): each can be as large as the file itself.
+    Returns the paths removed.
+    """
+    path = Path(path)
+    removed = []
+    now = time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{TMP_SUFFIX}"):
+        with suppress(OSError):
+            if now - tmp.stat().st_mtime > STALE_AFTER_S:
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
