@@ -13,10 +13,12 @@ import functools
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,3 +237,51 @@ def run_on_full_disk(
         timeout=timeout,
         env=child_env(),
     )
+
+
+# --- interrupting a run ----------------------------------------------------------------------
+
+
+class Running:
+    """A command or script running in a child process, its stderr (or stdout) read as it comes."""
+
+    def __init__(self, argv: list[str], *, watch: str = "stderr") -> None:
+        self.process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_env(),
+        )
+        self._stream = getattr(self.process, watch)
+        self.seen = ""
+
+    @classmethod
+    def cli(cls, *args) -> Running:
+        return cls([sys.executable, "-m", "napari_cryoli.cli", *map(str, args)])
+
+    @classmethod
+    def script(cls, code: str, *args: str) -> Running:
+        return cls([sys.executable, "-c", PRELUDE + textwrap.dedent(code), *args], watch="stdout")
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match:
+        """Read until ``pattern`` appears in the output; fail if the process ends first."""
+        deadline = time.monotonic() + timeout
+        fd = self._stream.fileno()
+        while True:
+            found = re.search(pattern, self.seen)
+            if found:
+                return found
+            left = deadline - time.monotonic()
+            assert left > 0, f"{pattern!r} not seen in {timeout} s: {self.seen[-2000:]}"
+            ready, _, _ = select.select([fd], [], [], left)
+            chunk = os.read(fd, 65536) if ready else b""
+            if ready and not chunk:
+                raise AssertionError(f"ended before {pattern!r}: {self.seen[-2000:]}")
+            self.seen += chunk.decode(errors="replace")
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        """Wait for the end: (status, stdout, stderr), with what was read so far included."""
+        out, err = self.process.communicate(timeout=timeout)
+        if self._stream is self.process.stderr:
+            return self.process.returncode, out.decode(), self.seen + err.decode()
+        return self.process.returncode, self.seen + out.decode(), err.decode()
