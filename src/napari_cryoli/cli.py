@@ -8,13 +8,14 @@ Ctrl-C stops a job cleanly (no half-written outputs) with status 130.
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import CryoliError, InputError
+from .errors import CryoliError, FileFormatError, InputError
 from .jobs import Job, TextProgressBar, run_job
 from .tomo.wbp import AXIS_ANGLES
 
@@ -146,6 +147,18 @@ def _check_outputs(*paths: Path | None) -> None:
             check_writable(path)
 
 
+def _check_folder(folder: Path) -> None:
+    """Fail before any work when ``folder`` (made if missing) could not take the outputs."""
+    from .io import check_writable
+
+    chain = (folder, *folder.parents)
+    i = next(i for i, p in enumerate(chain) if p.exists())
+    if not chain[i].is_dir():
+        raise FileFormatError(f"{chain[i]} exists and is not a folder")
+    # What will be written first: a file in the folder, or the first folder to make.
+    check_writable(chain[i - 1] if i else folder / "tomogram.mrc")
+
+
 def _cmd_simulate(args: argparse.Namespace, stop: threading.Event) -> int:
     from .tomo.phantom import PhantomSpec, simulate, write_phantom
 
@@ -163,6 +176,7 @@ def _cmd_simulate(args: argparse.Namespace, stop: threading.Event) -> int:
         aging=args.aging, seed=args.seed, bent=args.bent, cu=args.cu,
         **{k: v for k, v in given.items() if v is not None},
     )
+    _check_folder(args.outdir)
     phantom = drive(simulate(spec, stop), "simulate")
     if phantom.stopped:
         print("napari-cryoli simulate: stopped, nothing written", file=sys.stderr)
@@ -317,6 +331,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "written (close other programs or crop the volume)",
             file=sys.stderr,
         )
+        return 2
+    except OSError as e:
+        # A disk, a permission or a device the packages did not put into words themselves.
+        reason = "the disk is full" if e.errno == errno.ENOSPC else e.strerror or str(e)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"napari-cryoli {args.command}: error: {reason}{where}", file=sys.stderr)
         return 2
     finally:
         if previous is not None:
