@@ -111,6 +111,19 @@ def cu_particle_dice(pred: np.ndarray, truth: np.ndarray) -> list[float]:
 
 
 def measured(labels: np.ndarray, voxel_size_nm) -> dict:
+    """The measurement of ``labels``, run in a child process so that a crash there is reported
+    instead of taking the benchmark's results with it."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        try:
+            return pool.apply_async(_measure, (labels, voxel_size_nm)).get(timeout=900)
+        except Exception as e:  # noqa: BLE001 - reported in the results
+            return {"lih_volume_fraction": None, "sei_median_nm": None, "error": repr(e)}
+
+
+def _measure(labels: np.ndarray, voxel_size_nm) -> dict:
     from napari_cryoli.measure.report import measure
 
     report = run_job(measure(labels, voxel_size_nm))
@@ -158,6 +171,7 @@ def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape) -> d
         "dice_same_tomogram": scores(pred, ph.labels),
         "dice_transfer": scores(pred_other, other.labels),
     }
+    print(json.dumps(out), flush=True)  # before measuring: the scores survive a crash there
     for key, p, truth in (("same", pred, ph.labels), ("transfer", pred_other, other.labels)):
         mp, mt = measured(p, ph.voxel_size_nm), measured(truth, ph.voxel_size_nm)
         out[f"measure_{key}"] = {
@@ -165,6 +179,7 @@ def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape) -> d
             "lih_fraction_true": _r(mt["lih_volume_fraction"]),
             "sei_median_pred_nm": _r(mp["sei_median_nm"]),
             "sei_median_true_nm": _r(mt["sei_median_nm"]),
+            **({"error": mp["error"]} if "error" in mp else {}),
         }
     return out
 
