@@ -82,12 +82,6 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(
     )
 
 
-ARGUMENT_DEPTH = pytest.mark.xfail(
-    strict=True,
-    reason="segment.network.Architecture raises ValueError (not InputError) for a depth or "
-    "width below 1: 'train --depth 0' ends in a traceback",
-)
-
 BAD_OPTIONS = {
     "measure threshold": (
         ["measure", "{labels}", "--out", "{out}/r.json", "--extended-threshold-nm", "-1"],
@@ -155,10 +149,7 @@ BAD_OPTIONS = {
 }
 
 
-@pytest.mark.parametrize(
-    "case",
-    [pytest.param(c, marks=[ARGUMENT_DEPTH] if c == "train depth" else []) for c in BAD_OPTIONS],
-)
+@pytest.mark.parametrize("case", list(BAD_OPTIONS))
 def test_an_option_out_of_range_is_one_line(capsys, good, tmp_path, case):
     template, says = BAD_OPTIONS[case]
     names = {

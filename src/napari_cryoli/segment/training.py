@@ -63,6 +63,8 @@ class TrainConfig:
             raise InputError(f"the time budget must be positive, not {self.minutes} minutes")
         if self.max_steps is not None and self.max_steps < 1:
             raise InputError("a training run needs at least one step")
+        if self.base_channels < 1 or not 1 <= self.depth <= 6:
+            raise InputError("the network depth must be 1 to 6 levels and its width at least 1 channel")
         if self.batch_size < 1 or self.patch_size < 8:
             raise InputError("batch size must be at least 1 and patches at least 8 voxels wide")
         if not 0 <= self.val_fraction < 0.5:
