@@ -14,11 +14,13 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from napari.errors import ReaderPluginError
 from napari.utils.notifications import Notification, NotificationSeverity, notification_manager
 
 from napari_cryoli.errors import FileFormatError
-from napari_cryoli.io import read_mrc
+from napari_cryoli.io import read_angles, read_mrc
 
 from .commands import entries, error_message, notes, run_cli
 from .damaged import DAMAGES, ODDITIES, damaged_copy, with_nan_inf
@@ -263,3 +265,46 @@ def test_reconstruct_refuses_a_bad_angle_file_in_one_line(capsys, good, tmp_path
     )
     assert re.search(says, error_message(outcome, "reconstruct"))
     assert entries(out) == []
+
+
+# --- any damage at all -----------------------------------------------------------------------
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.one_of(st.none(), st.integers(0, 4096)),
+    edits=st.lists(st.tuples(st.integers(0, 1023), st.integers(0, 255)), max_size=6),
+)
+def test_measure_on_any_damaged_label_file_is_a_report_or_one_line(
+    capsys, good, tmp_path_factory, cut, edits
+):
+    """Random header bytes and truncations: a report, or one line with status 2, nothing else."""
+    folder = tmp_path_factory.mktemp("damaged")
+    raw = bytearray(good.labels.read_bytes())
+    for offset, value in edits:
+        raw[offset] = value
+    path = folder / "seg.mrc"
+    path.write_bytes(bytes(raw[:cut]))
+    out = folder / "out"
+    out.mkdir()
+    outcome = run_cli(capsys, "measure", path, "--out", out / "report.json")
+    if outcome.status == 0:
+        assert json.loads((out / "report.json").read_text())["volumes_nm3"]
+    else:
+        assert "seg.mrc" in error_message(outcome, "measure", alone=False)
+        assert entries(out) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(st.characters(codec="utf-8"), max_size=200))
+def test_any_angle_file_gives_angles_or_one_sentence(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("angles") / "angles.tlt"
+    path.write_text(text, encoding="utf-8")
+    try:
+        angles = read_angles(path)
+    except FileFormatError as e:
+        assert "\n" not in str(e) and "angles.tlt" in str(e)
+    else:
+        assert angles.ndim == 1 and np.all(np.abs(angles) <= 90)
