@@ -41,7 +41,7 @@ def viewer_and_widgets(make_napari_viewer, tmp_path):
     train.labels_picker.set_layer(labels_layer)
     train.size.setCurrentText("small (fastest)")
     train.minutes.setValue(10.0)
-    train.max_steps.setValue(40)
+    train.max_steps.setValue(30)
     return viewer, train, predict, truth, tmp_path
 
 

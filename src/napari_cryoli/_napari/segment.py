@@ -50,10 +50,10 @@ if TYPE_CHECKING:
 PREDICTION = "prediction"
 UNCERTAINTY = "uncertainty"
 PREVIEW = "training preview"
-#: Network sizes offered in the Train widget: (base channels, levels).
+#: Network sizes offered in the Train widget: (base channels, levels); None = TrainConfig's own.
 MODEL_SIZES = {
-    "standard (CPU, minutes)": (16, 4),
-    "small (fastest)": (8, 3),
+    "standard (CPU, minutes)": None,
+    "small (fastest)": (4, 3),
     "large (GPU)": (32, 4),
 }
 PLOT_INTERVAL_S = 1.0
@@ -194,9 +194,10 @@ class TrainWidget(QWidget):
     def config(self, preview_z: int | None = None):
         from ..segment.training import TrainConfig
 
-        base, depth = MODEL_SIZES[self.size.currentText()]
-        return TrainConfig(base_channels=base, depth=depth, minutes=self.minutes.value(),
-                           max_steps=self.max_steps.value() or None, preview_z=preview_z)
+        size = MODEL_SIZES[self.size.currentText()]
+        width = {} if size is None else {"base_channels": size[0], "depth": size[1]}
+        return TrainConfig(minutes=self.minutes.value(), max_steps=self.max_steps.value() or None,
+                           preview_z=preview_z, **width)
 
     def start(self) -> Any:
         """Autosave the labels, then train in a worker; returns the job handle or None."""
