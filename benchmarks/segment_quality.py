@@ -118,7 +118,7 @@ def measured(labels: np.ndarray, voxel_size_nm) -> dict:
     ctx = mp.get_context("fork")
     with ctx.Pool(1) as pool:
         try:
-            return pool.apply_async(_measure, (labels, voxel_size_nm)).get(timeout=900)
+            return pool.apply_async(_measure, (labels, voxel_size_nm)).get(timeout=240)
         except Exception as e:  # noqa: BLE001 - reported in the results
             return {"lih_volume_fraction": None, "sei_median_nm": None, "error": repr(e)}
 
@@ -138,7 +138,7 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
     return d
 
 
-def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape) -> dict:
+def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape, **config) -> dict:
     from napari_cryoli.tomo.phantom import PhantomSpec, simulate
 
     t0 = time.perf_counter()
@@ -153,7 +153,7 @@ def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape) -> d
     sim_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    result = run_job(train(ph.tomogram, labels, TrainConfig(minutes=minutes, seed=train_seed),
+    result = run_job(train(ph.tomogram, labels, TrainConfig(minutes=minutes, seed=train_seed, **config),
                            voxel_size_nm=ph.voxel_size_nm))
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -162,7 +162,7 @@ def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape) -> d
     pred_other = run_job(predict(other.tomogram, result.model, PredictConfig())).labels
 
     out = {
-        "aging": aging, "train_seed": train_seed, "transfer_seed": test_seed,
+        "aging": aging, "config": config, "train_seed": train_seed, "transfer_seed": test_seed,
         "shape": list(ph.tomogram.shape), "painted_voxels": painted,
         "painted_fraction": round(fraction, 5), "simulate_s": round(sim_s, 1),
         "train_s": round(train_s, 1), "steps": result.summary["steps"],
@@ -194,11 +194,13 @@ def main() -> None:
     ap.add_argument("--agings", nargs="+", default=["24h", "7d"])
     ap.add_argument("--shape", type=int, nargs=3, default=(96, 160, 160))
     ap.add_argument("--out", help="also write the results as JSON here")
+    ap.add_argument("--lr", type=float, help="learning rate (default: TrainConfig's)")
     args = ap.parse_args()
     seeds = {"24h": (1101, 1102), "7d": (2101, 2102), "fresh": (3101, 3102)}
     results = []
     for aging in args.agings:
-        r = run(aging, *seeds[aging], args.minutes, tuple(args.shape))
+        config = {} if args.lr is None else {"lr": args.lr}
+        r = run(aging, *seeds[aging], args.minutes, tuple(args.shape), **config)
         print(json.dumps(r), flush=True)
         results.append(r)
     if args.out:
