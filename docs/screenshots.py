@@ -41,18 +41,21 @@ def show_dock(viewer, name: str):
 
 
 def paint_strokes(viewer, widget) -> None:
-    """A few strokes per class on three slices, from the true labels (as a user would paint)."""
+    """Short strokes of every class on four slices, taken from the true labels as a user paints
+    them: a few brush dabs along each region, thin brushes on SEI and Cu."""
     truth = viewer.layers["dendrite true labels"].data
     labels = widget.new_labels()
     rng = np.random.default_rng(1)
-    for z in (30, 47, 64):
+    for z in (24, 40, 56, 70):
         for class_id in (1, 2, 3, 4, 5):
             where = np.argwhere(truth[z] == class_id)
             if len(where) == 0:
                 continue
             widget.select_class(class_id)
-            labels.brush_size = 3 if class_id in (4, 5) else 6
-            for y, x in where[rng.choice(len(where), size=min(4, len(where)), replace=False)]:
+            labels.brush_size = 2 if class_id in (4, 5) else 5
+            start = where[rng.integers(len(where))]
+            near = where[np.abs(where - start).sum(axis=1) < 40]
+            for y, x in near[rng.choice(len(near), size=min(12, len(near)), replace=False)]:
                 labels.paint((z, int(y), int(x)), class_id)
     viewer.dims.set_current_step(0, 47)
     settle()
@@ -80,6 +83,20 @@ def main() -> int:
     settle()
     viewer.window.screenshot(str(OUT / "sample_xz.png"), canvas_only=False)
     viewer.dims.order = (0, 1, 2)
+
+    train = show_dock(viewer, "Train")
+    train.labels_picker.set_layer(annotate.labels)
+    train.minutes.setValue(3.0)
+    handle = train.start()
+    while "training preview" not in viewer.layers or len(train._val) < 2:
+        settle(0.5)
+    viewer.window.screenshot(str(OUT / "train.png"), canvas_only=False)
+    wait_for(handle)
+
+    predict = show_dock(viewer, "Predict")
+    wait_for(predict.start())
+    viewer.layers["dendrite tomogram labels"].visible = False
+    viewer.window.screenshot(str(OUT / "predict.png"), canvas_only=False)
 
     measure = show_dock(viewer, "Measure")
     measure.labels_picker.set_layer(viewer.layers["dendrite true labels"])

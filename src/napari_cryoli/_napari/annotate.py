@@ -216,7 +216,7 @@ class AnnotateWidget(QWidget):
         if image is None:
             show_info("Open a tomogram first (File ▸ Open, or File ▸ Open Sample)")
             return None
-        existing = self._labels_of(image)
+        existing = L.annotation_layer(self.viewer.layers, image)
         if existing is not None:
             self.labels_picker.set_layer(existing)
             return existing
@@ -224,14 +224,6 @@ class AnnotateWidget(QWidget):
         layer.metadata[L.KEY]["path"] = None
         self.labels_picker.set_layer(layer)
         return layer
-
-    def _labels_of(self, image: Image) -> Labels | None:
-        for layer in self.labels_picker.layers():
-            if layer.metadata.get(L.KEY, {}).get("image") == image.name and (
-                layer.data.shape == image.data.shape
-            ):
-                return layer
-        return None
 
     def _on_layer_inserted(self, event) -> None:
         if isinstance(event.value, Image) and L.same_layer(event.value, self.image):
@@ -242,7 +234,7 @@ class AnnotateWidget(QWidget):
             self.flush_autosave()
         image = self.image
         if image is not None:
-            existing = self._labels_of(image)
+            existing = L.annotation_layer(self.viewer.layers, image)
             if existing is not None:
                 self.labels_picker.set_layer(existing)
         self._check_autosave()
@@ -445,7 +437,7 @@ class AnnotateWidget(QWidget):
         except CryoliError as e:
             report_error(e, "Restore")
             return None
-        layer = self._labels_of(image)
+        layer = L.annotation_layer(self.viewer.layers, image)
         if layer is None:
             layer = L.add_labels_for(self.viewer, image, saved.labels, ontology=saved.ontology)
         else:

@@ -122,6 +122,18 @@ def add_labels_for(
     return layer
 
 
+def annotation_layer(layers, image: Layer) -> Labels | None:
+    """The labels layer painted on ``image`` (made by the Annotate widget), if any."""
+    for layer in layers:
+        if (
+            layer._type_string == "labels"
+            and layer.metadata.get(KEY, {}).get("image") == image.name
+            and layer.data.shape == image.data.shape
+        ):
+            return layer
+    return None
+
+
 def check_same_grid(image: Layer, shape: tuple[int, ...], other: Layer | None = None) -> None:
     """Raise InputError when ``shape`` (and ``other``'s scale) do not match ``image``'s grid."""
     if tuple(shape) != tuple(image.data.shape):

@@ -139,7 +139,7 @@ class TrainWidget(QWidget):
         self._last_plot = 0.0
 
         self.image_picker = LayerPicker(napari_viewer, Image, self)
-        self.labels_picker = LayerPicker(napari_viewer, Labels, self)
+        self.labels_picker = LayerPicker(napari_viewer, Labels, self, none_text="(none)")
         self.size = QComboBox()
         self.size.addItems(list(MODEL_SIZES))
         self.minutes = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=600.0, value=5.0)
@@ -186,7 +186,16 @@ class TrainWidget(QWidget):
         self.save_button.clicked.connect(self._save_dialog)
         self.load_button.clicked.connect(self._load_dialog)
         self.store.changed.connect(self._on_models_changed)
+        self.image_picker.currentIndexChanged.connect(self._pick_annotation)
+        napari_viewer.layers.events.inserted.connect(self._pick_annotation)
         self._on_models_changed()
+        self._pick_annotation()
+
+    def _pick_annotation(self, *_) -> None:
+        """Train on the labels painted on the picked image unless the user chose other labels."""
+        image = self.image_picker.layer()
+        if image is not None and self.labels_picker.layer() is None:
+            self.labels_picker.set_layer(L.annotation_layer(self.viewer.layers, image))
 
     def _on_models_changed(self) -> None:
         self.fine_tune.setEnabled(self.store.latest is not None)
@@ -280,6 +289,8 @@ class TrainWidget(QWidget):
         ax_loss.set_xlabel("step")
         ax_loss.set_ylabel("training loss")
         ax_dice.clear()
+        ax_dice.yaxis.tick_right()  # clear() forgets that this is the twin on the right
+        ax_dice.yaxis.set_label_position("right")
         ax_dice.set_ylim(0, 1)
         ax_dice.set_ylabel("validation Dice")
         if self._val:
@@ -489,7 +500,7 @@ class PredictWidget(QWidget):
         style = L.labels_style(self._model.ontology)
         layer = self.viewer.add_labels(
             np.asarray(prediction.labels), name=PREDICTION, opacity=0.6,
-            metadata={L.KEY: {"image": image.name, "classes": self._model.ontology.to_dict(),
+            metadata={L.KEY: {"predicted_from": image.name, "classes": self._model.ontology.to_dict(),
                               "path": None}},
             **style, **grid,
         )
@@ -498,6 +509,9 @@ class PredictWidget(QWidget):
                                   colormap="magma", contrast_limits=(0.0, 1.0), opacity=0.6,
                                   blending="additive", visible=False, **grid)
         self.viewer.layers.selection.active = layer
+        target = L.annotation_layer(self.viewer.layers, image)
+        if target is not None:
+            self.target_picker.set_layer(target)
         self.status.setText(
             f"Predicted {prediction.tiles} tiles in {prediction.seconds:.1f} s. Check the "
             f"'{UNCERTAINTY}' layer for places to correct."
