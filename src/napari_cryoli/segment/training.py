@@ -414,13 +414,17 @@ def _validate(network, val_set, ontology: Ontology, device: str) -> dict[str, fl
 
 
 def _update_ema(ema_net, net, decay: float) -> None:
+    """Average weights and batch-norm statistics alike: averaged weights with the live network's
+    statistics do not match, which showed as a collapsed class at a high learning rate."""
     import torch
 
     with torch.no_grad():
-        ema_p = list(ema_net.parameters())
-        torch._foreach_lerp_(ema_p, list(net.parameters()), 1.0 - decay)
+        torch._foreach_lerp_(list(ema_net.parameters()), list(net.parameters()), 1.0 - decay)
         for eb, b in zip(ema_net.buffers(), net.buffers()):
-            eb.copy_(b)
+            if eb.dtype.is_floating_point:
+                eb.lerp_(b, 1.0 - decay)
+            else:
+                eb.copy_(b)
 
 
 def _state_copy(network) -> dict:
