@@ -64,6 +64,9 @@ def direct(job_factory) -> tuple[float, int]:
     return time.perf_counter() - t0, seen["threads"]
 
 
+_KEEP: list = []
+
+
 def in_worker(app, job_factory) -> tuple[float, int, float]:
     from napari.qt.threading import create_worker
     from qtpy.QtCore import QEventLoop, QTimer
@@ -82,6 +85,7 @@ def in_worker(app, job_factory) -> tuple[float, int, float]:
     loop.exec()
     seconds = time.perf_counter() - t0
     timer.stop()
+    _KEEP.append(worker)  # its thread may still be emitting "finished": keep it alive
     stall = max(np.diff(ticks)) if len(ticks) > 1 else float("nan")
     return seconds, seen["threads"], float(stall)
 
@@ -107,6 +111,9 @@ def main() -> None:
             "torch_threads_direct": threads_direct, "torch_threads_worker": threads_worker,
             "longest_gui_stall_ms": round(1000 * max(stalls), 1),
         }), flush=True)
+    from qtpy.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone()
 
 
 if __name__ == "__main__":
