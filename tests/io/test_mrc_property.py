@@ -23,7 +23,9 @@ SUFFIXES = [".mrc", ".map", ".st", ".mrcs", ".mrc.gz", ".mrc.bz2"]
 STAMPS = {"<": (0x44, 0x44, 0, 0), ">": (0x11, 0x11, 0, 0)}
 
 small = st.integers(min_value=-2, max_value=9)
-floats32 = st.floats(width=32, allow_nan=True, allow_infinity=True)
+# No subnormals: training in the same process flushes them to zero (segment.model.fast_cpu_math),
+# and hypothesis refuses to draw them then.
+floats32 = st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=False)
 RARELY = st.integers(0, 3).map(lambda i: i == 3)  # True one time in four
 
 
@@ -53,7 +55,7 @@ def mrc_files(draw) -> tuple[str, bytes]:
         "my": grid[1],
         "mz": grid[2],
         "cella": tuple(
-            mostly(draw, st.floats(0.5, 50.0, width=32), floats32) * max(g, 1) for g in grid
+            mostly(draw, st.floats(0.5, 50.0, width=32, allow_subnormal=False), floats32) * max(g, 1) for g in grid
         ),
         "mapc": axis_map[0],
         "mapr": axis_map[1],
