@@ -94,8 +94,9 @@ def test_measure_on_labels_larger_than_the_memory_allowed_ends_in_one_line(big_l
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measure holds the whole label volume in memory (phase_array copies it, then masks "
-    "of the same size): about 2.2x the labels at peak, measured with tracemalloc on 128 MiB",
+    reason="measure holds the whole label volume in memory (phase_array copies it, then masks, "
+    "ids and surfaces): 2.2x the labels at peak on this sparse volume, 13x on one the phases "
+    "fill (python -m benchmarks.step_memory)",
 )
 def test_measure_streams_labels_larger_than_the_memory_allowed(big_labels, tmp_path):
     out = tmp_path / "report.json"
