@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -24,6 +25,8 @@ from napari_cryoli.segment import SegmentationModel
 
 from .commands import Running, entries
 from .damaged import VOXEL_NM
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and pipes")
 
 KILLS = 20
 SHAPE = (64, 128, 256)  # 2 MiB of labels: a save takes a few tens of milliseconds

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,10 @@ from .commands import (
     run_cli,
     run_on_full_disk,
     run_python,
+)
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="RLIMIT_DATA/RLIMIT_FSIZE and /proc semantics"
 )
 
 MIB = 2**20
