@@ -91,9 +91,13 @@ def test_stop_training_keeps_a_usable_model(viewer_and_widgets, wait_job, qtbot)
 def test_refusals(viewer_and_widgets, wait_job, qtbot):
     viewer, train, predict, truth, folder = viewer_and_widgets
     assert predict.start() is None  # no model yet
-    viewer.layers["tomo labels"].data = np.zeros((24, 48, 40), np.uint8)
+    labels = viewer.layers["tomo labels"]
+    labels.data = np.zeros((24, 48, 40), np.uint8)
     assert train.start() is None  # shape mismatch: notification, nothing started
-    viewer.layers["tomo labels"].data = np.zeros((24, 48, 48), np.uint8)
+    labels.data = np.zeros((24, 48, 48), np.uint8)
+    labels.scale = (4.0, 4.0, 4.0)
+    assert train.start() is None  # another voxel size
+    labels.scale = SCALE
     wait_job(train.start())  # nothing painted: the worker reports the error
     assert train.result is None
 
