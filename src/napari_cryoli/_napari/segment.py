@@ -38,7 +38,7 @@ from . import layers as L
 from .annotate import autosave_location_for
 from .figures import FigurePanel
 from .pickers import LayerPicker
-from .worker import quiet_worker, report_error, start_job, unwrapped
+from .worker import report_error, start_job, unwrapped
 
 if TYPE_CHECKING:
     import napari
@@ -190,9 +190,6 @@ class TrainWidget(QWidget):
         napari_viewer.layers.events.inserted.connect(self._pick_annotation)
         self._on_models_changed()
         self._pick_annotation()
-        # torch's optimisers import torch._dynamo on first use (~2 s holding the GIL): do it now,
-        # off the GUI thread, rather than as a freeze when the user presses Train.
-        quiet_worker(_import_training_modules, on_error=lambda e: None).start()
 
     def _pick_annotation(self, *_) -> None:
         """Train on the labels painted on the picked image unless the user chose other labels."""
@@ -361,11 +358,6 @@ class TrainWidget(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "Model (*.pt)")
         if path:
             load_model_into_store(self.viewer, path)
-
-
-def _import_training_modules() -> None:
-    import torch._dynamo  # noqa: F401
-    import torch.optim  # noqa: F401
 
 
 def _class_color(widget: TrainWidget, name: str):
