@@ -15,10 +15,12 @@ not accuracy.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .phases import SOLID_LUT
+from .pieces import Pieces, id_dtype, label_pieces
 from .sampling import first_exit
 
 #: Cells across a radius on the binned grid used for distance maps and skeletons.
@@ -28,6 +30,10 @@ MAX_CELLS = 2_000_000
 #: Two distance-map peaks stay separate dendrites when the neck between them is narrower than
 #: this fraction of the smaller peak.
 NECK_RATIO = 0.7
+
+#: Reads a boolean mask (viewed as uint8) as "solid".
+_MASK_LUT = np.zeros(256, dtype=bool)
+_MASK_LUT[1] = True
 
 
 @dataclass(frozen=True)
@@ -69,36 +75,53 @@ class Shape:
 def instances(
     solid: np.ndarray, voxel_size_nm: Sequence[float], min_volume_nm3: float = 0.0
 ) -> tuple[np.ndarray, int]:
-    """Dendrite ids (int32, 0 outside the solid, 1..n) and their count n.
+    """Dendrite ids of a boolean ``solid`` (0 outside it and on specks, 1..n) and their count n
+    (:func:`dendrite_pieces` on a mask)."""
+    mask = np.ascontiguousarray(solid, dtype=bool).view(np.uint8)
+    found = dendrite_pieces(mask, voxel_size_nm, min_volume_nm3, lut=_MASK_LUT)
+    return found.ids, found.n
 
-    Pieces too small to hold two dendrites of ``min_volume_nm3`` (and of 64 voxels) are never
-    split, which keeps a segmentation full of specks fast.
+
+def dendrite_pieces(
+    labels: np.ndarray,
+    voxel_size_nm: Sequence[float],
+    min_volume_nm3: float = 0.0,
+    *,
+    box: tuple[slice, ...] | None = None,
+    lut: np.ndarray = SOLID_LUT,
+) -> Pieces:
+    """The dendrites among the solid voxels (``lut``) of ``labels`` inside ``box``.
+
+    Pieces under ``min_volume_nm3`` are specks: no dendrite (id 0), though their voxels still
+    count in the phase volumes. A piece large enough to hold two dendrites is split where its
+    distance map shows dendrites lying side by side (see the module doc).
     """
-    from scipy import ndimage as ndi
-
     h = np.asarray(voxel_size_nm, dtype=float)
-    labels, n = ndi.label(solid, structure=np.ones((3, 3, 3), dtype=bool))
-    labels = labels.astype(np.int32, copy=False)
-    smallest = 2 * max(64.0, min_volume_nm3 / float(np.prod(h)))
+    voxel = float(np.prod(h))
+    min_voxels = max(1, int(np.ceil(min_volume_nm3 / voxel - 1e-9)))
+    found = label_pieces(labels, lut, box, min_voxels)
+    ids, n = found.ids, found.n
+    smallest = 2 * max(64.0, min_volume_nm3 / voxel)
     next_id = n + 1
-    for i, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None or np.prod([s.stop - s.start for s in box]) < smallest:
+    for i, piece_box in enumerate(found.boxes(), start=1):
+        if piece_box is None or np.prod([s.stop - s.start for s in piece_box]) < smallest:
             continue
-        view = labels[box]
-        comp = view == i
+        comp = ids[piece_box] == i
         if np.count_nonzero(comp) < smallest:
             continue
         parts = _split(comp, h)
         if parts is None:
             continue
-        # Region 1 keeps the component's id, the others take the next free ones.
+        # Region 1 keeps the piece's id, the others take the next free ones.
         k = int(parts.max())
-        lut = np.concatenate([[0, i], np.arange(next_id, next_id + k - 1)]).astype(np.int32)
-        view[comp] = lut[parts[comp]]
+        if next_id + k - 2 > np.iinfo(ids.dtype).max:
+            ids = ids.astype(id_dtype(next_id + k))
+        lut_parts = np.concatenate([[0, i], np.arange(next_id, next_id + k - 1)])
+        view = ids[piece_box]
+        view[comp] = lut_parts.astype(ids.dtype)[parts[comp]]
         next_id += k - 1
     # Every id 1..next_id-1 is in use: watershed regions are never empty.
-    n = next_id - 1
-    return labels, n
+    return replace(found, ids=ids, n=next_id - 1)
 
 
 def shape(
@@ -367,22 +390,26 @@ def _widths(
     e_z = np.cross(tangents, e_xy)  # the most vertical direction across the axis
     e_z *= np.where((e_z[:, 0] < 0), -1.0, 1.0)[:, None]
 
-    def chord(at: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        fwd = first_exit(mask, at, e, h, far)
-        back = first_exit(mask, at, -e, h, far)
-        return fwd + back, (fwd - back) / 2
+    def chords(at: np.ndarray, directions: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Chord lengths through ``at`` along each direction (m, 3) and the shift of ``at`` to
+        the chords' midpoints, in one batch of rays (both ways along every direction)."""
+        k, m = len(directions), len(at)
+        e = np.concatenate(list(directions))
+        reach = first_exit(mask, np.tile(at, (2 * k, 1)), np.concatenate([e, -e]), h, far)
+        fwd, back = reach[: k * m].reshape(k, m), reach[k * m :].reshape(k, m)
+        return (fwd + back).T, ((fwd - back) / 2).T
 
     mid = centres.astype(float)
     for _ in range(2):
         for e in (e_xy, e_z):
-            _, shift = chord(mid, e)
-            mid = mid + np.nan_to_num(shift)[:, None] * e / h
-    w_xy, _ = chord(mid, e_xy)
-    w_z, _ = chord(mid, e_z)
-    w_z[steep] = np.nan
+            _, shift = chords(mid, [e])
+            mid = mid + np.nan_to_num(shift[:, 0])[:, None] * e / h
     angles = np.arange(8) * np.pi / 8
-    chords = np.stack([chord(mid, np.cos(a) * e_xy + np.sin(a) * e_z)[0] for a in angles], axis=1)
-    diameter = _minor_axis(chords, angles)
+    through, _ = chords(mid, [np.cos(a) * e_xy + np.sin(a) * e_z for a in angles])
+    # Angle 0 is the horizontal direction across the axis, angle pi/2 the most vertical one.
+    w_xy, w_z = through[:, 0].copy(), through[:, 4].copy()
+    w_z[steep] = np.nan
+    diameter = _minor_axis(through, angles)
     pts_nm = centres * h
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts_nm, axis=0), axis=1))])
     half_r = np.nan_to_num(diameter, nan=0.0) / 4

@@ -21,19 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import CU, LI, LIH, PHASE_NAMES
+from ..classes import CU, LI, LIH, PHASE_NAMES, PHASES
 from ..errors import FileFormatError, InputError
 from ..jobs import Job, Progress, stop_requested
 from . import dendrites as dendrites_mod
 from .particles import cu_particles
-from .phases import (
-    FILLED_LUT,
-    SOLID_LUT,
-    bounding_box,
-    check_voxel_size,
-    phase_array,
-    phase_volumes_nm3,
-)
+from .phases import check_labels, check_voxel_size, phase_volumes_nm3, scan_labels
 from .sei import SurfaceThickness, surface_job
 
 #: Version of the report layout (bumped when keys change meaning).
@@ -78,8 +71,11 @@ class MeasureSettings:
     trusted_max_normal_tilt_deg: float = 60.0
     #: Rays through more SEI than this (nm) are left unmeasured.
     max_thickness_nm: float = 250.0
-    #: Solid pieces smaller than this (nm³) are specks, not dendrites (their volume still counts).
+    #: Solid pieces smaller than this (nm³) are specks, not dendrites: their volume still counts,
+    #: their surface is not measured (a sphere of 12.4 nm diameter).
     min_dendrite_volume_nm3: float = 1000.0
+    #: Cu pieces smaller than this (nm³) are specks, not particles (a sphere of 5 nm diameter).
+    min_particle_volume_nm3: float = 65.0
     #: Width (nm) of the bins of the stored thickness histograms.
     histogram_bin_nm: float = 1.0
 
@@ -97,6 +93,8 @@ class MeasureSettings:
             )
         if not self.min_dendrite_volume_nm3 >= 0:
             raise InputError("the smallest dendrite volume cannot be negative")
+        if not self.min_particle_volume_nm3 >= 0:
+            raise InputError("the smallest Cu particle volume cannot be negative")
 
 
 @dataclass(frozen=True)
@@ -115,16 +113,16 @@ class Report:
     stopped: bool = False
     #: Per-point SEI thickness (for overlays); not part of the JSON.
     surface: SurfaceThickness | None = field(default=None, repr=False, compare=False)
-    #: Dendrite ids (int32) in the box around the battery phases, and that box; not in the JSON.
+    #: Dendrite ids (unsigned) in the box around the battery phases, and that box; not in the JSON.
     dendrite_crop: np.ndarray | None = field(default=None, repr=False, compare=False)
     dendrite_box: tuple[slice, ...] | None = field(default=None, repr=False, compare=False)
 
     def dendrite_ids(self) -> np.ndarray | None:
-        """Dendrite id per voxel of the whole volume (int32, 0 elsewhere), e.g. for a Labels
-        layer; None for a stopped report."""
+        """Dendrite id per voxel of the whole volume (0 elsewhere and on specks; the smallest
+        unsigned type that holds the ids), e.g. for a Labels layer; None for a stopped report."""
         if self.dendrite_crop is None or self.dendrite_box is None:
             return None
-        ids = np.zeros(self.shape, dtype=np.int32)
+        ids = np.zeros(self.shape, dtype=self.dendrite_crop.dtype)
         ids[self.dendrite_box] = self.dendrite_crop
         return ids
 
@@ -141,6 +139,7 @@ class Report:
                     "trusted_max_normal_tilt_deg": s.trusted_max_normal_tilt_deg,
                     "max_thickness_nm": s.max_thickness_nm,
                     "min_dendrite_volume_nm3": s.min_dendrite_volume_nm3,
+                    "min_particle_volume_nm3": s.min_particle_volume_nm3,
                 },
                 "volumes_nm3": self.volumes_nm3,
                 "lih_volume_fraction": self.lih_volume_fraction,
@@ -165,13 +164,15 @@ def measure(
 
     ``labels`` uses the class ids of the architecture doc (ids 0, 1 and 6+ count as outside);
     ``voxel_size_nm`` is (z, y, x) or one number. When ``stop`` is set the job returns early with
-    what it has, marked ``stopped``.
+    what it has, marked ``stopped``. ``labels`` is read as it is (a memory-mapped file stays on
+    disk): one pass slab by slab for the volumes, then only the box around the battery phases.
     """
     h = check_voxel_size(voxel_size_nm)
     total = 6
-    phases = phase_array(labels)
-    shape = tuple(int(n) for n in phases.shape)
-    volumes = phase_volumes_nm3(phases, h)
+    labels = check_labels(labels)
+    shape = tuple(int(n) for n in labels.shape)
+    scan = scan_labels(labels)
+    volumes = phase_volumes_nm3(scan.counts, h)
     notes: list[str] = []
     metal = volumes["Li"] + volumes["LiH"]
     lih_fraction = volumes["LiH"] / metal if metal > 0 else None
@@ -192,7 +193,7 @@ def measure(
 
     # Everything else happens in the box around the battery phases (with a margin, so that only
     # the true volume border can cut a shape).
-    box = bounding_box(FILLED_LUT[phases], margin=3)
+    box = scan.box(PHASES, 3, shape)
     if box is None:
         return Report(
             **partial,
@@ -201,16 +202,28 @@ def measure(
             cu_particles=(),
             notes=tuple(notes),
         )
-    crop = phases[box]
-    corner = np.array([s.start for s in box])
-    solid = SOLID_LUT[crop]
-    ids_crop, n_ids = dendrites_mod.instances(solid, h, settings.min_dendrite_volume_nm3)
     if stop_requested(stop):
         return _stopped(partial, settings, notes)
-    yield Progress(2, total, f"{n_ids} dendrites")
+    found = dendrites_mod.dendrite_pieces(
+        labels, h, settings.min_dendrite_volume_nm3, box=box
+    )
+    if found.n_specks:
+        notes.append(
+            f"{found.n_specks} solid pieces under {settings.min_dendrite_volume_nm3:g} nm³ "
+            f"({found.speck_voxels * float(np.prod(h)):.4g} nm³ in all) are specks: counted in "
+            "the phase volumes, but neither dendrites nor measured for SEI thickness"
+        )
+    if stop_requested(stop):
+        return _stopped(partial, settings, notes)
+    yield Progress(2, total, f"{found.n} dendrites")
 
     job = surface_job(
-        crop, h, dendrites=ids_crop, max_thickness_nm=settings.max_thickness_nm, stop=stop
+        labels,
+        h,
+        names=(found.ids, found.box),
+        only_named=True,
+        max_thickness_nm=settings.max_thickness_nm,
+        stop=stop,
     )
     while True:
         try:
@@ -221,39 +234,48 @@ def measure(
         yield Progress(2, total, p.message)
     if surface is None:
         return _stopped(partial, settings, notes)
-    surface = _shift(surface, corner, h)
     notes.extend(n for n in surface.notes if n not in notes)
     yield Progress(3, total, "SEI thickness")
 
     dendrite_rows, axes = [], {}
-    volumes_by_id = _volumes_by_dendrite(crop, ids_crop, n_ids, h)
-    speck = 0
-    for i, box_i in enumerate(_find_objects(ids_crop, n_ids), start=1):
+    points_of = _points_by_dendrite(surface.dendrite, found.n)
+    corner = found.corner
+    voxel = float(np.prod(h))
+    for i, box_i in enumerate(found.boxes(), start=1):
         if stop_requested(stop):
             return _stopped(partial, settings, notes)
-        v = volumes_by_id[i]
-        total_v = v["Li"] + v["LiH"] + v["Cu"]
-        if box_i is None or total_v < settings.min_dendrite_volume_nm3:
-            speck += int(box_i is not None)
+        if box_i is None:
             continue
         grown = tuple(
-            slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box_i, ids_crop.shape)
+            slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box_i, found.ids.shape)
         )
-        mask = ids_crop[grown] == i
+        mask = found.ids[grown] == i
         origin = corner + [s.start for s in grown]
+        in_volume = tuple(slice(o, o + n) for o, n in zip(origin, mask.shape))
+        ids_here = np.bincount(labels[in_volume][mask], minlength=256)
+        v = {PHASE_NAMES[pid]: float(ids_here[pid]) * voxel for pid in (LI, LIH, CU)}
         form = dendrites_mod.shape(mask, h, offset=origin)
         axes[i] = form.axis
-        dendrite_rows.append(_dendrite_row(i, v, form, mask, origin, h, shape, surface, settings))
+        on = surface.select(points_of[i])
+        dendrite_rows.append(_dendrite_row(i, v, form, mask, origin, h, shape, on, settings))
         if len(dendrite_rows) % 10 == 0:
             yield Progress(4, total, f"dendrite shapes: {len(dendrite_rows)}")
-    if speck:
-        notes.append(
-            f"{speck} solid pieces under {settings.min_dendrite_volume_nm3:g} nm³ were not "
-            "reported as dendrites"
-        )
     yield Progress(4, total, "dendrite shapes")
 
-    particles = cu_particles(phases, h, ids_crop, axes, dendrite_corner=corner)
+    particles, cu_specks = cu_particles(
+        labels,
+        h,
+        found,
+        axes,
+        cu_box=scan.box([CU], 1, shape),
+        lih_box=scan.boxes[LIH],
+        min_volume_nm3=settings.min_particle_volume_nm3,
+    )
+    if cu_specks:
+        notes.append(
+            f"{cu_specks} Cu pieces under {settings.min_particle_volume_nm3:g} nm³ are specks: "
+            "counted in the Cu volume, not reported as particles"
+        )
     for row in dendrite_rows:
         row["n_cu_particles"] = sum(1 for p in particles if p.dendrite == row["id"])
     yield Progress(5, total, f"{len(particles)} Cu particles")
@@ -268,11 +290,18 @@ def measure(
         cu_particles=tuple(p.to_dict() for p in particles),
         notes=tuple(notes),
         surface=surface,
-        dendrite_box=box,
-        dendrite_crop=ids_crop,
+        dendrite_box=found.box,
+        dendrite_crop=found.ids,
     )
     yield Progress(6, total, "done")
     return report
+
+
+def _points_by_dendrite(dendrite: np.ndarray, n: int) -> list[np.ndarray]:
+    """Indices of the surface points of each dendrite 0..n (one sort, not a pass per dendrite)."""
+    order = np.argsort(dendrite, kind="stable")
+    bounds = np.searchsorted(dendrite[order], np.arange(n + 2))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n + 1)]
 
 
 # --- sections ----------------------------------------------------------------------------------
@@ -378,17 +407,18 @@ def _histogram(st: SurfaceThickness, bin_nm: float) -> dict:
 
 
 def _dendrite_row(i, v, form, mask, origin, h, shape, surface, settings) -> dict:
+    """One dendrite's row; ``surface`` holds its own surface points only."""
     metal = v["Li"] + v["LiH"]
     centroid = ((_centroid(mask) + origin) * np.asarray(h)).tolist()
-    on = surface.dendrite == i
+    on = np.ones(len(surface), dtype=bool)
     block = _phase_block(surface, on)
     with np.errstate(invalid="ignore"):
         extended = surface.measured & (surface.thickness_nm > settings.extended_threshold_nm)
-    trusted = on & surface.trusted(settings.trusted_max_normal_tilt_deg)
+    trusted = surface.trusted(settings.trusted_max_normal_tilt_deg)
     block["trusted"] = _phase_block(surface, trusted)
     block["extended_share"] = {
         PHASE_NAMES[pid]: _share(
-            surface.area_nm2, on & extended & (surface.phase == pid), on & (surface.phase == pid)
+            surface.area_nm2, extended & (surface.phase == pid), surface.phase == pid
         )
         for pid in (LI, LIH)
     }
@@ -426,35 +456,6 @@ def _touches_border(mask: np.ndarray, origin: np.ndarray, shape: Sequence[int]) 
         if origin[axis] + mask.shape[axis] == shape[axis] and mask.take(-1, axis=axis).any():
             return True
     return False
-
-
-def _volumes_by_dendrite(crop, ids, n, h) -> list[dict[str, float]]:
-    solid = ids > 0
-    i = ids[solid].astype(np.int64)
-    ph = crop[solid]
-    voxel = float(np.prod(h))
-    counts = {
-        PHASE_NAMES[pid]: np.bincount(i[ph == pid], minlength=n + 1) * voxel
-        for pid in (LI, LIH, CU)
-    }
-    return [{k: float(c[j]) for k, c in counts.items()} for j in range(n + 1)]
-
-
-def _find_objects(ids: np.ndarray, n: int) -> list:
-    from scipy import ndimage as ndi
-
-    return ndi.find_objects(ids, max_label=n)
-
-
-def _shift(st: SurfaceThickness, corner: np.ndarray, h) -> SurfaceThickness:
-    """Surface points of a crop moved to the coordinates of the whole volume."""
-    from dataclasses import replace
-
-    return replace(
-        st,
-        points_zyx=st.points_zyx + corner,
-        points_nm=st.points_nm + corner * np.asarray(h),
-    )
 
 
 def _no_surface() -> SurfaceThickness:

@@ -32,9 +32,9 @@ from .phases import (
     FILLED_LUT,
     METAL_LUT,
     SOLID_LUT,
+    check_labels,
     check_voxel_size,
-    neighbour_slices,
-    phase_array,
+    slabs,
 )
 from .sampling import SIGMA_VOXELS, first_exit, outward_normals, smoothed
 
@@ -111,7 +111,11 @@ def sei_thickness(
     dendrites: np.ndarray | None = None,
     max_thickness_nm: float = 250.0,
 ) -> SurfaceThickness:
-    """SEI thickness at every metal-surface point of ``labels`` (see the module doc)."""
+    """SEI thickness at every metal-surface point of ``labels`` (see the module doc).
+
+    ``dendrites`` (ids like ``labels``' shape) names the dendrite of each point (``dendrite``);
+    without it every point has dendrite 0.
+    """
     return run_job(
         thickness_job(
             labels, voxel_size_nm, dendrites=dendrites, max_thickness_nm=max_thickness_nm
@@ -128,38 +132,46 @@ def thickness_job(
     stop: threading.Event | None = None,
 ) -> Job[SurfaceThickness | None]:
     """:func:`sei_thickness` as a job: yields progress per chunk of points; ``None`` if stopped."""
+    labels = check_labels(labels)
+    names = None
+    if dendrites is not None:
+        ids = np.asarray(dendrites)
+        everywhere = tuple(slice(0, n) for n in labels.shape)
+        names = (ids, everywhere)
     return surface_job(
-        phase_array(labels),
+        labels,
         check_voxel_size(voxel_size_nm),
-        dendrites=dendrites,
+        names=names,
         max_thickness_nm=max_thickness_nm,
         stop=stop,
     )
 
 
 def surface_job(
-    phases: np.ndarray,
+    labels: np.ndarray,
     voxel_size_nm: tuple[float, float, float],
     *,
-    dendrites: np.ndarray | None = None,
+    names: tuple[np.ndarray, tuple[slice, ...]] | None = None,
+    only_named: bool = False,
     max_thickness_nm: float = 250.0,
     stop: threading.Event | None = None,
 ) -> Job[SurfaceThickness | None]:
-    """:func:`thickness_job` on a volume already mapped by ``phase_array``, with a checked voxel
-    size (what the report job holds)."""
+    """:func:`thickness_job` on checked inputs (what the report job holds).
+
+    ``names`` is a dendrite id map and the box of ``labels`` it covers; with ``only_named`` only
+    the surface of named voxels (id > 0) is measured, and only that box is read.
+    """
     h = np.asarray(voxel_size_nm, dtype=float)
-    solid = SOLID_LUT[phases]
-    filled = FILLED_LUT[phases]
-    coords, covered, faces = surface_voxels(phases, solid)
+    box = names[1] if names is not None and only_named else None
+    coords, covered, faces, dendrite = surface_voxels(labels, names, only_named=only_named)
     n = coords.shape[0]
-    normals = outward_normals(solid, coords, h) if n else np.zeros((0, 3))
+    normals = outward_normals(labels, coords, h, lut=SOLID_LUT, box=box)
     out = _empty_columns(n)
     chunks = [slice(start, min(start + CHUNK, n)) for start in range(0, n, CHUNK)]
 
     def work(sl: slice) -> None:
         _measure_chunk(
-            solid,
-            filled,
+            labels,
             coords[sl],
             normals[sl],
             covered[sl],
@@ -171,19 +183,23 @@ def surface_job(
         )
 
     # Chunks write disjoint rows and numpy releases the GIL in the heavy steps: one thread per
-    # core, a batch at a time so a stop request is seen between batches.
-    workers = max(1, min(WORKERS, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # core, a batch at a time so a stop request is seen between batches. One chunk needs no pool.
+    workers = max(1, min(WORKERS, os.cpu_count() or 1, len(chunks)))
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
         for b in range(0, len(chunks), workers):
             if stop_requested(stop):
                 return None
-            list(pool.map(work, chunks[b : b + workers]))
-            done = chunks[min(b + workers, len(chunks)) - 1].stop
+            batch = chunks[b : b + workers]
+            list(pool.map(work, batch) if pool is not None else map(work, batch))
             yield Progress(
                 min(b + workers, len(chunks)),
                 len(chunks),
-                f"SEI thickness: {done}/{n} surface points",
+                f"SEI thickness: {batch[-1].stop}/{n} surface points",
             )
+    finally:
+        if pool is not None:
+            pool.shutdown()
     notes = []
     if n == 0:
         notes.append("no metal surface (no Li or LiH voxels next to SEI or outside)")
@@ -195,17 +211,14 @@ def surface_job(
             f"{unresolved} SEI-covered points have no thickness: their normal left the volume or "
             f"ran past {max_thickness_nm:g} nm of SEI"
         )
-    dendrite = (
-        np.zeros(n, dtype=np.int32)
-        if dendrites is None
-        else np.asarray(dendrites)[tuple(coords.T)].astype(np.int32)
-    )
     return SurfaceThickness(
         points_zyx=coords,
         points_nm=out["points_nm"],
         normals=out["normals"],
         thickness_nm=out["thickness_nm"],
-        phase=phases[tuple(coords.T)],
+        phase=labels.reshape(-1)[np.ravel_multi_index(tuple(coords.T), labels.shape)]
+        if n
+        else np.zeros(0, dtype=np.uint8),
         covered=covered,
         area_nm2=out["area_nm2"],
         normal_tilt_deg=out["normal_tilt_deg"],
@@ -216,32 +229,83 @@ def surface_job(
 
 
 def surface_voxels(
-    phases: np.ndarray, solid: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Li/LiH voxels with a face to a non-solid voxel: (coords (n, 3), covered (n,), faces (n, 3)).
+    labels: np.ndarray,
+    names: tuple[np.ndarray, tuple[slice, ...]] | None = None,
+    *,
+    only_named: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Li/LiH voxels of ``labels`` with a face to a non-solid voxel, found slab by slab.
 
-    ``covered`` says the voxel has a face to SEI; ``faces`` counts its exposed faces per axis
-    (0, 1 or 2), which weigh its area. Neighbours beyond the volume border count as solid.
+    Returns coords (n, 3) int64, covered (n,) (a face to SEI), faces (n, 3) uint8 (exposed
+    faces per axis, 0-2, which weigh the point's area) and the dendrite id of each point from
+    ``names`` (an id map and the box it covers; 0 without). Neighbours beyond the volume border
+    count as solid. With ``only_named``, only voxels with a dendrite id are surface.
     """
-    metal = METAL_LUT[phases]
-    exposed = np.zeros_like(metal)
-    for axis, side in _NEIGHBOURS:
-        here, there = neighbour_slices(axis, side)
-        exposed[here] |= ~solid[there]
-    exposed &= metal
-    coords = np.argwhere(exposed)
-    covered = np.zeros(coords.shape[0], dtype=bool)
-    faces = np.zeros((coords.shape[0], 3), dtype=np.uint8)
-    shape = np.asarray(phases.shape)
-    for axis, side in _NEIGHBOURS:
-        nb = coords.copy()
-        nb[:, axis] += side
-        inside = (nb[:, axis] >= 0) & (nb[:, axis] < shape[axis])
-        nb_phase = np.full(coords.shape[0], LI, dtype=np.uint8)
-        nb_phase[inside] = phases[tuple(nb[inside].T)]
-        covered |= nb_phase == SEI
-        faces[:, axis] += ~SOLID_LUT[nb_phase]
-    return coords, covered, faces
+    shape = labels.shape
+    box = names[1] if names is not None else tuple(slice(0, n) for n in shape)
+    if only_named:
+        read_box = box
+    else:
+        read_box = tuple(slice(0, n) for n in shape)
+    corner = np.array([s.start for s in read_box])
+    extent = [s.stop - s.start for s in read_box]
+    found: list[tuple[np.ndarray, ...]] = []
+    for z0, z1 in slabs(extent):
+        core = [slice(corner[0] + z0, corner[0] + z1), read_box[1], read_box[2]]
+        sub, inner = _with_halo(labels, core)
+        metal = METAL_LUT[sub[inner]]
+        if names is not None:
+            named = _names_in(names, core)
+            metal &= named > 0
+        if not metal.any():
+            continue
+        solid = SOLID_LUT[sub]
+        faces = np.zeros((3, *metal.shape), dtype=np.uint8)
+        covered = np.zeros(metal.shape, dtype=bool)
+        for axis, side in _NEIGHBOURS:
+            there = list(inner)
+            there[axis] = slice(inner[axis].start + side, inner[axis].stop + side)
+            there = tuple(there)
+            faces[axis] += ~solid[there]
+            covered |= sub[there] == SEI
+        exposed = metal & (faces.any(axis=0))
+        idx = np.nonzero(exposed)
+        coords = np.stack(idx, axis=1).astype(np.int64) + [s.start for s in core]
+        dendrite = named[idx].astype(np.int32) if names is not None else np.zeros(len(coords), np.int32)
+        found.append((coords, covered[idx], faces[(slice(None), *idx)].T, dendrite))
+    if not found:
+        return (
+            np.zeros((0, 3), dtype=np.int64),
+            np.zeros(0, dtype=bool),
+            np.zeros((0, 3), dtype=np.uint8),
+            np.zeros(0, dtype=np.int32),
+        )
+    return tuple(np.concatenate(parts) for parts in zip(*found))
+
+
+def _with_halo(labels: np.ndarray, core: Sequence[slice]) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """``labels`` over ``core`` with one voxel more on every side (Li beyond the volume border,
+    so a face there is no surface), and where ``core`` lies in it."""
+    lo = [max(s.start - 1, 0) for s in core]
+    hi = [min(s.stop + 1, n) for s, n in zip(core, labels.shape)]
+    sub = labels[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    pad = [(1 - (s.start - a), 1 - (b - s.stop)) for s, a, b in zip(core, lo, hi)]
+    if any(p != (0, 0) for p in pad):
+        sub = np.pad(sub, pad, constant_values=LI)
+    return sub, tuple(slice(1, n - 1) for n in sub.shape)
+
+
+def _names_in(names: tuple[np.ndarray, tuple[slice, ...]], where: Sequence[slice]) -> np.ndarray:
+    """The id map of ``names`` over ``where`` (0 outside the box it covers)."""
+    ids, box = names
+    out = np.zeros([s.stop - s.start for s in where], dtype=ids.dtype)
+    lo = [max(w.start, b.start) for w, b in zip(where, box)]
+    hi = [min(w.stop, b.stop) for w, b in zip(where, box)]
+    if all(a < b for a, b in zip(lo, hi)):
+        out[tuple(slice(a - w.start, b - w.start) for a, b, w in zip(lo, hi, where))] = ids[
+            tuple(slice(a - bx.start, b - bx.start) for a, b, bx in zip(lo, hi, box))
+        ]
+    return out
 
 
 def _empty_columns(n: int) -> dict[str, np.ndarray]:
@@ -255,8 +319,7 @@ def _empty_columns(n: int) -> dict[str, np.ndarray]:
 
 
 def _measure_chunk(
-    solid: np.ndarray,
-    filled: np.ndarray,
+    labels: np.ndarray,
     coords: np.ndarray,
     normals: np.ndarray,
     covered: np.ndarray,
@@ -268,11 +331,11 @@ def _measure_chunk(
 ) -> None:
     """Interface points, areas and thickness for one chunk of surface voxels, into ``out[sl]``."""
     p = coords.astype(np.float64)
-    f0 = smoothed(solid, p)
+    f0 = smoothed(labels, p, lut=SOLID_LUT)
     sigma_n = np.sqrt(((normals * h * SIGMA_VOXELS) ** 2).sum(axis=1))
 
     # Metal interface: the 0.5 crossing of the smoothed solid, one secant step from the centre.
-    s_metal = _crossing(solid, p, normals, h, sigma_n, np.zeros(len(p)), f0)
+    s_metal = _crossing(labels, SOLID_LUT, p, normals, h, sigma_n, np.zeros(len(p)), f0)
     lim = np.abs(normals * h).max(axis=1)
     s_metal = np.clip(s_metal, -lim, lim)
 
@@ -280,12 +343,16 @@ def _measure_chunk(
     idx = np.flatnonzero(covered)
     if idx.size:
         # Whole-voxel steps find the outside voxel; the smoothed field then places the interface.
-        first_out = first_exit(filled, p[idx], normals[idx], h, max_thickness_nm, step_voxels=1.0)
+        first_out = first_exit(
+            labels, p[idx], normals[idx], h, max_thickness_nm, step_voxels=1.0, lut=FILLED_LUT
+        )
         hit = np.isfinite(first_out)
         j = idx[hit]
         guess = first_out[hit]
-        f_guess = smoothed(filled, p[j] + guess[:, None] * normals[j] / h, support=4)
-        s_out = _crossing(filled, p[j], normals[j], h, sigma_n[j], guess, f_guess)
+        f_guess = smoothed(
+            labels, p[j] + guess[:, None] * normals[j] / h, support=4, lut=FILLED_LUT
+        )
+        s_out = _crossing(labels, FILLED_LUT, p[j], normals[j], h, sigma_n[j], guess, f_guess)
         thickness[j] = np.maximum(s_out - s_metal[j], 0.0)
 
     # Each exposed face stands for its area projected onto the interface plane.
@@ -301,6 +368,7 @@ def _measure_chunk(
 
 def _crossing(
     mask: np.ndarray,
+    lut: np.ndarray,
     p: np.ndarray,
     normals: np.ndarray,
     h: np.ndarray,
@@ -308,7 +376,7 @@ def _crossing(
     s0: np.ndarray,
     f0: np.ndarray,
 ) -> np.ndarray:
-    """Distance along each normal (nm, from ``p``) where the smoothed ``mask`` crosses 0.5.
+    """Distance along each normal (nm, from ``p``) where the smoothed ``lut[mask]`` crosses 0.5.
 
     Starts from ``s0`` where the field is ``f0``; a Newton step on the planar profile
     Phi(s / sigma_n) gives a second sample, and the secant through both in probit space (where
@@ -318,7 +386,7 @@ def _crossing(
 
     g0 = ndtri(np.clip(f0, 1e-3, 1 - 1e-3))
     s1 = s0 + sigma_n * g0
-    f1 = smoothed(mask, p + s1[:, None] * normals / h, support=4)
+    f1 = smoothed(mask, p + s1[:, None] * normals / h, support=4, lut=lut)
     g1 = ndtri(np.clip(f1, 1e-3, 1 - 1e-3))
     dg = g0 - g1
     good = np.abs(dg) > 1e-6
@@ -355,7 +423,7 @@ def thickness_mesh(
     from skimage.measure import marching_cubes
 
     h = np.asarray(check_voxel_size(voxel_size_nm))
-    solid = SOLID_LUT[phase_array(labels)]
+    solid = SOLID_LUT[check_labels(labels)]
     if not solid.any() or solid.all():
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros(0, np.float32)
     verts, faces, _, _ = marching_cubes(
