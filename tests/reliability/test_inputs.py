@@ -77,11 +77,6 @@ def test_train_refuses_an_image_with_nan_in_one_line(capsys, good, tmp_path):
     assert entries(out) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train compares the shapes of image and labels but not their voxel sizes: labels "
-    "painted on a twice coarser grid of the same shape train silently",
-)
 def test_train_refuses_labels_with_another_voxel_size(capsys, good, tmp_path):
     voxel = tuple(2 * v for v in VOXEL_NM)
     outcome, out = _train(capsys, good, tmp_path, _sparse(good.label_values), voxel=voxel)
@@ -222,11 +217,6 @@ def test_measure_a_volume_one_or_two_voxels_thick(capsys, good, tmp_path, shape)
     assert report["volumes_nm3"] == pytest.approx(_volumes(labels))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="predict takes an image with NaN: every tile that touches one comes out as class 1 "
-    "with NaN uncertainty, announced only by the reader's note (train refuses such an image)",
-)
 def test_predict_refuses_or_survives_nan_in_the_image(capsys, good, tmp_path):
     image = good.image_values.copy()
     image[4, 5, 6] = np.nan

@@ -68,22 +68,9 @@ def test_the_trapped_pickles_do_run_code_in_a_plain_unpickler(tmp_path, kind):
     assert marker.exists()
 
 
-TORCH_WARNING = pytest.mark.xfail(
-    strict=True,
-    reason="torch.load warns about pickle protocol 4 and SegmentationModel.load lets the warning "
-    "through: two lines of UserWarning on stderr before the one-line error",
-)
-
-
 @pytest.mark.parametrize(
     ("entry", "kind"),
-    [
-        pytest.param(
-            entry, kind, marks=[TORCH_WARNING] if kind != "torch.save" and entry != "load" else []
-        )
-        for entry in ("load", "predict --model", "train --init")
-        for kind in TRAPS
-    ],
+    [(entry, kind) for entry in ("load", "predict --model", "train --init") for kind in TRAPS],
 )
 def test_a_pickle_that_runs_code_is_refused_before_it_runs(capsys, good, tmp_path, entry, kind):
     path, marker = _trapped_file(tmp_path, kind)
@@ -163,23 +150,8 @@ STRANGERS = {
 }
 
 
-MULTI_LINE = pytest.mark.xfail(
-    strict=True,
-    reason="segment/model.py quotes torch's load_state_dict error, which spans lines: the "
-    "message of a damaged checkpoint takes two lines on stderr",
-)
-
-
 @pytest.mark.parametrize("entry", ["predict --model", "train --init"])
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            c, marks={"weights missing": [MULTI_LINE], "a list": [TORCH_WARNING]}.get(c, [])
-        )
-        for c in STRANGERS
-    ],
-)
+@pytest.mark.parametrize("case", list(STRANGERS))
 def test_a_file_that_is_not_a_usable_model_is_one_line(capsys, good, tmp_path, case, entry):
     make, says = STRANGERS[case]
     (tmp_path / "tomo").write_bytes(good.tomogram.read_bytes())
@@ -213,11 +185,6 @@ def test_a_model_trained_at_another_voxel_size_predicts_with_a_warning(capsys, g
     assert (tmp_path / "seg.mrc").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="predict does not say when a model's classes differ from the standard ones, so a "
-    "segmentation with ids 6+ (or without Cu, ...) arrives unannounced",
-)
 def test_a_model_for_other_classes_predicts_with_a_warning(capsys, good, tmp_path):
     model = tmp_path / "ice.pt"
     tiny_model(ontology=DEFAULT_ONTOLOGY.with_class("ice")).save(model)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,16 +100,30 @@ def resolve_device(device: str = "auto", *, cuda_available: bool | None = None) 
     return device
 
 
-def fast_cpu_math() -> None:
-    """Flush denormal floats to zero in the calling thread (and threads it starts later).
+def flushing_denormals() -> bool:
+    """Whether the calling thread flushes denormal floats to zero (seen in plain arithmetic)."""
+    return sys.float_info.min * 0.5 == 0.0
+
+
+@contextmanager
+def cpu_math() -> Iterator[None]:
+    """Flush denormal floats to zero in the calling thread while the block runs.
 
     Confident softmax outputs and Adam's squared gradients underflow into denormals, which CPUs
-    process ~100x slower: training steps of a small network took 10x longer without this. The
-    setting is per thread, so each job sets it in the thread that runs it.
+    process ~100x slower: training steps of a small network took 6x longer without this. The
+    setting is per thread and inherited by threads started while it holds (torch's OpenMP workers
+    among them, which keep it); the calling thread gets its previous setting back at the end, so
+    other code in the process (Python's own floats) still sees denormals.
     """
     import torch
 
+    before = flushing_denormals()
     torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if not before:
+            torch.set_flush_denormal(False)
 
 
 class SegmentationModel:
@@ -187,8 +204,14 @@ class SegmentationModel:
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the checkpoint atomically (a temporary file renamed into place)."""
+        """Write the checkpoint atomically: the old file stays whole if anything fails.
+
+        A full disk or a folder that cannot be written raises ``FileFormatError`` (one sentence)
+        and leaves no temporary file.
+        """
         import torch
+
+        from ..io.atomic import atomic_path, write_error
 
         path = Path(path)
         state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
@@ -198,17 +221,19 @@ class SegmentationModel:
             "metadata_json": json.dumps(self.metadata()),
             "state_dict": state,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(path, e) from None
+        with atomic_path(path) as tmp:
+            try:
+                with open(tmp, "wb") as f:
+                    torch.save(payload, f)
+            except OSError as e:
+                raise write_error(path, e) from None
+            except RuntimeError as e:  # torch's zip writer words a failed write itself
+                cause = e.__cause__ if isinstance(e.__cause__, OSError) else _os_error_of(e)
+                raise write_error(path, cause) from None
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "auto") -> SegmentationModel:
@@ -221,7 +246,9 @@ class SegmentationModel:
         if not path.is_file():
             raise CheckpointError(f"model file {path} does not exist")
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # e.g. on old pickle protocols: our error says it all
+                warnings.simplefilter("ignore")
+                payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - any failure to read means "not a usable model"
             reason = "it holds pickled objects" if "weights_only" in str(e).lower() else "it is unreadable"
             raise CheckpointError(f"{path.name} is not a napari-cryoli model file ({reason})") from None
@@ -247,7 +274,9 @@ class SegmentationModel:
                 summary=meta.get("summary") or {},
             )
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{path.name} is a damaged napari-cryoli model file ({e})") from None
+            raise CheckpointError(
+                f"{path.name} is a damaged napari-cryoli model file ({_one_line(e)})"
+            ) from None
         return model.to(device)
 
     def compatibility_warnings(
@@ -259,15 +288,42 @@ class SegmentationModel:
             mine = ", ".join(f"{c.id}={c.name}" for c in self.ontology)
             theirs = ", ".join(f"{c.id}={c.name}" for c in ontology)
             warnings.append(f"The model was trained for classes {mine}, not {theirs}.")
-        if voxel_size_nm is not None and self.voxel_size_nm is not None:
-            given = np.broadcast_to(np.asarray(voxel_size_nm, dtype=float), (3,))
+        if voxel_size_nm is None:
+            return warnings
+        given = np.broadcast_to(np.asarray(voxel_size_nm, dtype=float), (3,))
+        if self.voxel_size_nm is not None:
             trained = np.asarray(self.voxel_size_nm, dtype=float)
             if np.any(np.abs(given / trained - 1) > VOXEL_SIZE_TOLERANCE):
                 warnings.append(
                     f"The model was trained at a voxel size of {_fmt(trained)} nm, "
                     f"this image has {_fmt(given)} nm; resample the image or retrain."
                 )
+        elif "voxel_size_range_nm" in self.summary:  # pre-trained over a range of voxel sizes
+            lo, hi = (float(v) for v in self.summary["voxel_size_range_nm"])
+            tol = VOXEL_SIZE_TOLERANCE
+            if np.any(given < lo * (1 - tol)) or np.any(given > hi * (1 + tol)):
+                warnings.append(
+                    f"The model was pre-trained at voxel sizes of {lo:.3g} to {hi:.3g} nm, "
+                    f"this image has {_fmt(given)} nm; bin or resample the image into that range."
+                )
         return warnings
+
+
+def _one_line(error: Exception, limit: int = 160) -> str:
+    """An exception's message on one line (torch's state-dict errors span several)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _os_error_of(error: Exception) -> OSError:
+    """The OSError behind a wrapped write failure (errno from its message when it names one)."""
+    import errno
+
+    text = str(error)
+    for code, words in ((errno.ENOSPC, "No space left"), (errno.EFBIG, "File too large")):
+        if words in text:
+            return OSError(code, os.strerror(code))
+    return OSError(0, _one_line(error))
 
 
 def _fmt(v: np.ndarray) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
-from .model import SegmentationModel, fast_cpu_math, resolve_device
+from .model import SegmentationModel, cpu_math, resolve_device
 
 if TYPE_CHECKING:
     import torch
@@ -100,18 +100,55 @@ def predict(
 ) -> Job[Prediction]:
     """Segment ``image`` (z, y, x) with ``model``; yields a progress record per batch of tiles.
 
-    With ``outputs`` the results stream into MRC files (renamed into place only when the whole
-    volume is done) and the returned arrays are read-only memmaps of them; otherwise they are
-    arrays in memory. ``probabilities`` is a tuple of per-class arrays in ``class_ids`` order.
+    Checks the image at once (3D, numeric, finite: ``InputError`` before any work), then returns
+    the job. With ``outputs`` the results stream into MRC files (renamed into place only when the
+    whole volume is done) and the returned arrays are read-only memmaps of them; otherwise they
+    are arrays in memory. ``probabilities`` is a tuple of per-class arrays in ``class_ids`` order.
     """
+    check_volume(image, "segment")
+    return _predict(image, model, config, outputs, stop)
+
+
+def check_volume(image: np.ndarray, task: str) -> None:
+    """Raise ``InputError`` unless ``image`` is a 3D numeric volume without NaN or infinities.
+
+    Read in slabs whose pages are released after the check, so a memory-mapped tomogram larger
+    than RAM is checked in bounded memory.
+    """
+    if image.ndim != 3:
+        raise InputError(f"cannot {task} an array of shape {image.shape}: it needs a 3D volume")
+    if image.dtype.kind not in "uif":
+        raise InputError(f"cannot {task} an image of type {image.dtype}")
+    if image.dtype.kind != "f":
+        return
+    step = max(1, (16 << 20) // max(1, image[0].nbytes))
+    for z in range(0, image.shape[0], step):
+        finite = np.isfinite(image[z : z + step]).all()
+        release_pages(image, z, z + step)
+        if not finite:
+            raise InputError("the image holds NaN or infinite values; fix or crop it first")
+
+
+def _predict(
+    image: np.ndarray,
+    model: SegmentationModel,
+    config: PredictConfig,
+    outputs: PredictOutputs | None,
+    stop: threading.Event | None,
+) -> Job[Prediction]:
+    with cpu_math():
+        return (yield from _predict_tiles(image, model, config, outputs, stop))
+
+
+def _predict_tiles(
+    image: np.ndarray,
+    model: SegmentationModel,
+    config: PredictConfig,
+    outputs: PredictOutputs | None,
+    stop: threading.Event | None,
+) -> Job[Prediction]:
     import time
 
-
-    if image.ndim != 3:
-        raise InputError(f"prediction needs a 3D volume, not an array of shape {image.shape}")
-    if image.dtype.kind not in "uif":
-        raise InputError(f"cannot segment an image of type {image.dtype}")
-    fast_cpu_math()
     device = resolve_device(config.device)
     model.to(device)
     norm = model.normalisation.for_image(image)

@@ -21,7 +21,8 @@ import numpy as np
 from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology, count_voxels
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
-from .model import Normalisation, SegmentationModel, fast_cpu_math, resolve_device
+from .model import Normalisation, SegmentationModel, cpu_math, resolve_device
+from .prediction import check_volume
 from .sampling import IGNORE, PatchSampler, SparseLabels, augment, pad_target, read_box
 
 if TYPE_CHECKING:
@@ -117,6 +118,11 @@ def train(
                   None if checkpoint_path is None else Path(checkpoint_path), stop)
 
 
+def _train(*args) -> Job[TrainResult]:
+    with cpu_math():
+        return (yield from _train_steps(*args))
+
+
 def check_training_inputs(image: np.ndarray, labels: np.ndarray, ontology: Ontology) -> dict[int, int]:
     """Painted voxels per class id, after checking that image and labels can train a model."""
     if image.ndim != 3:
@@ -125,14 +131,9 @@ def check_training_inputs(image: np.ndarray, labels: np.ndarray, ontology: Ontol
         raise InputError(
             f"the labels (shape {labels.shape}) do not match the image (shape {image.shape})"
         )
-    if image.dtype.kind not in "uif":
-        raise InputError(f"cannot train on an image of type {image.dtype}")
     if labels.dtype.kind not in "ui":
         raise InputError(f"labels must be integer class ids, not {labels.dtype} values")
-    if image.dtype.kind == "f":
-        for z in range(0, image.shape[0], 16):
-            if not np.isfinite(image[z : z + 16]).all():
-                raise InputError("the image holds NaN or infinite values; fix or crop it first")
+    check_volume(image, "train on")
     if labels.dtype != np.uint8 and (labels.min(initial=0) < 0 or labels.max(initial=0) > 255):
         raise InputError("label ids must be between 0 and 255")
     painted: dict[int, int] = {}
@@ -178,7 +179,7 @@ def sparse_loss(
     return ce + dice_weight * (1.0 - dice[present].mean())
 
 
-def _train(
+def _train_steps(
     image: np.ndarray,
     labels: np.ndarray,
     painted: dict[int, int],
@@ -192,7 +193,6 @@ def _train(
     import torch
 
     started = time.perf_counter()
-    fast_cpu_math()
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -249,6 +249,16 @@ def _train(
         if config.max_steps is not None:
             f = max(f, step / config.max_steps)
         return f
+
+    if init is not None and len(val_set) and len(set(sparse.channel[sparse.is_val])) >= 2:
+        # The starting model is the one to beat: fine-tuning never returns a worse one.
+        val_dice = _validate(evaluated().network, val_set, ontology, device)
+        net.train()
+        best_mean = float(np.mean(list(val_dice.values())))
+        best_dice, best_state = val_dice, _state_copy(evaluated().network)
+        history["val_step"].append(0)
+        history["val_dice"].append(val_dice)
+        history["val_mean"].append(best_mean)
 
     while True:
         elapsed = time.perf_counter() - started
