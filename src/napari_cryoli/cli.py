@@ -37,26 +37,52 @@ def drive(job: Job, label: str, quiet: bool = False):
 def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
     from .classes import DEFAULT_ONTOLOGY, count_voxels
     from .io import read_labels, read_mrc
-    from .segment import SegmentationModel, TrainConfig, train
+    from .segment import SegmentationModel, TrainConfig, pretrained_model, resolve_device, train
 
     _check_outputs(args.out)
+    resolve_device(args.device)  # a GPU asked for and missing: say so before anything else
     image = read_mrc(args.tomogram)
     labels = read_labels(args.labels)
     if labels.data.shape != image.data.shape:
         raise InputError(f"{args.labels.name} (shape {labels.data.shape}) does not match "
                          f"{args.tomogram.name} (shape {image.data.shape})")
+    if not _same_voxel_size(labels, image):
+        raise InputError(
+            f"{args.labels.name} has a voxel size of {_nm(labels.voxel_size_nm)} nm but "
+            f"{args.tomogram.name} has {_nm(image.voxel_size_nm)} nm: paint the labels on the "
+            "tomogram's grid"
+        )
     init = SegmentationModel.load(args.init, device=args.device) if args.init else None
     ontology = DEFAULT_ONTOLOGY
     for class_id in sorted(count_voxels(labels.data)):  # user classes 6, 7, ... by number
         if init is None and class_id == max(ontology.ids) + 1:
             ontology = ontology.with_class(f"class {class_id}")
+    defaults = TrainConfig()
+    size = {"base_channels": defaults.base_channels if args.base_channels is None
+            else args.base_channels, "depth": defaults.depth if args.depth is None else args.depth}
+    notes = []
+    if init is None and not args.from_scratch:
+        init = pretrained_model(ontology, device=args.device)
+        arch = None if init is None else init.architecture
+        if arch is not None and (arch.base_channels, arch.depth) != tuple(size.values()):
+            notes.append(f"starting from scratch: the pre-trained model has {arch.base_channels} "
+                         f"channels and {arch.depth} levels, not {size['base_channels']} and "
+                         f"{size['depth']}")
+            init = None
+        elif init is None:
+            notes.append("no pre-trained model installed or none for these classes; "
+                         "starting from scratch")
+        else:
+            notes.append("fine-tuning the model pre-trained on simulated tomograms "
+                         "(--from-scratch to start without it)")
     if init is not None:
-        for note in init.compatibility_warnings(None, image.voxel_size_nm):
-            print(f"note: {note}", file=sys.stderr)
+        notes += init.compatibility_warnings(None, image.voxel_size_nm)
     config = TrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed,
-                         device=args.device, base_channels=args.base_channels, depth=args.depth)
+                         device=args.device, **size)
     job = train(image.data, labels.data, config, ontology=ontology,
                 voxel_size_nm=image.voxel_size_nm, init=init, checkpoint_path=args.out, stop=stop)
+    for note in notes:  # once the inputs passed: a refusal stays one line
+        print(f"note: {note}", file=sys.stderr)
     result = drive(job, "train")
     dice = ", ".join(f"{k} {v:.2f}" for k, v in result.best_val_dice.items()) or "none held out"
     what = "stopped" if result.stopped else "trained"
@@ -65,7 +91,20 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
     return 130 if result.stopped else 0
 
 
+def _same_voxel_size(labels, image) -> bool:
+    """Whether two volumes share a voxel size; a labels file without one takes the image's."""
+    import numpy as np
+
+    unknown = any("voxel size" in w for w in labels.warnings)
+    return unknown or bool(np.allclose(labels.voxel_size_nm, image.voxel_size_nm, rtol=1e-3))
+
+
+def _nm(values) -> str:
+    return " x ".join(f"{v:.4g}" for v in values)
+
+
 def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
+    from .classes import DEFAULT_ONTOLOGY
     from .io import read_mrc
     from .segment import PredictConfig, PredictOutputs, SegmentationModel, predict
 
@@ -74,7 +113,8 @@ def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
     if image.kind != "volume":
         raise InputError(f"{args.tomogram.name} is not a 3D volume")
     model = SegmentationModel.load(args.model, device=args.device)
-    for note in (*image.warnings, *model.compatibility_warnings(None, image.voxel_size_nm)):
+    warnings = model.compatibility_warnings(DEFAULT_ONTOLOGY, image.voxel_size_nm)
+    for note in (*image.warnings, *warnings):
         print(f"note: {note}", file=sys.stderr)
     outputs = PredictOutputs(labels=args.out, probabilities=args.probabilities,
                              uncertainty=args.uncertainty, voxel_size_nm=image.voxel_size_nm,
@@ -243,12 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labels", type=Path, help="sparse labels (.mrc, 0 = not annotated)")
     p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
     p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
-    p.add_argument("--init", type=Path, help="start from this model (fine-tuning)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--init", type=Path, help="start from this model (fine-tuning)")
+    start.add_argument("--from-scratch", action="store_true",
+                       help="start from random weights, not the model pre-trained on simulated "
+                       "tomograms")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, help="stop after this many steps")
-    p.add_argument("--base-channels", type=int, default=8, help="network width (default 8)")
-    p.add_argument("--depth", type=int, default=4, help="network levels (default 4)")
+    p.add_argument("--base-channels", type=int,
+                   help="network width (default 8; another width starts from scratch)")
+    p.add_argument("--depth", type=int,
+                   help="network levels (default 4; another depth starts from scratch)")
 
     p = command("predict", _cmd_predict, "Segment a whole tomogram with a trained model.")
     p.add_argument("tomogram", type=Path)

@@ -5,6 +5,7 @@ Importing this package does not import torch; the functions that need it import 
 
 from .model import Normalisation, SegmentationModel, resolve_device
 from .prediction import PredictConfig, Prediction, PredictOutputs, predict
+from .pretrained import pretrained_model
 from .training import TrainConfig, TrainProgress, TrainResult, train
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "TrainProgress",
     "TrainResult",
     "predict",
+    "pretrained_model",
     "resolve_device",
     "train",
 ]

@@ -1,0 +1,345 @@
+"""Pre-training the default network on simulated dendrite tomograms with dense, exact labels.
+
+Five minutes of training on two CPU cores buy a few hundred steps: too few to learn the faint
+Li/LiH contrast from a user's strokes alone. The phantom simulator (``tomo.phantom``) gives
+unlimited tomograms with exact labels, so the network is first trained offline on a stream of
+phantoms of varied physics (aging preset, voxel size 1.5-3 nm, dose, point spread, tilt range and
+step, reconstruction filter, SEI thickness on Li and on LiH, LiH fraction, straight or bent, one
+or two dendrites, with or without Cu), with the normalisation and augmentation fine-tuning uses.
+The result ships as package data (see ``pretrained``) and is where ``train`` starts by default.
+
+Reproduce the shipped weights (seeds, time and data are recorded in the checkpoint's summary)::
+
+    nice -n 5 python -m napari_cryoli.segment.pretrain --hours 3 \\
+        --out src/napari_cryoli/segment/weights/phantom_pretrained.pt
+
+Phantom seeds start at ``SEED_BASE`` (training) and ``VALIDATION_SEED_BASE`` (validation), far
+from the seeds the quality benchmark keeps unseen (1101, 1102, 2101, 2102, 3101, 3102).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..classes import DEFAULT_ONTOLOGY
+from ..errors import InputError
+from ..jobs import Job, Progress, run_job, stop_requested
+from .model import Normalisation, SegmentationModel, cpu_math, resolve_device
+from .sampling import augment, read_box
+from .training import TrainConfig, _learning_rate, _state_copy, _update_ema, sparse_loss
+
+if TYPE_CHECKING:
+    from ..tomo.phantom import Phantom, PhantomSpec
+
+#: First phantom seed of the training stream; validation phantoms use their own range.
+SEED_BASE = 100_000
+VALIDATION_SEED_BASE = 900_000
+#: Seeds of the quality benchmark, which pre-training must never see.
+BENCHMARK_SEEDS = frozenset({1101, 1102, 2101, 2102, 3101, 3102})
+
+_DEFAULTS = TrainConfig()
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Settings of a pre-training run; the network's shape is fine-tuning's default."""
+
+    hours: float | None = 3.0
+    max_steps: int | None = None
+    seed: int = 0
+    voxel_size_nm: tuple[float, float] = (1.5, 3.0)
+    pool_size: int = 6
+    refresh_every: int = 20
+    random_patch_fraction: float = 0.25
+    n_validation: int = 3
+    eval_every: int = 300
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    ema: float = 0.998
+    base_channels: int = _DEFAULTS.base_channels
+    depth: int = _DEFAULTS.depth
+    smoothing_sigmas: tuple[float, ...] = _DEFAULTS.smoothing_sigmas
+    patch_size: int = _DEFAULTS.patch_size
+    batch_size: int = _DEFAULTS.batch_size
+    device: str = "auto"
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.hours is None and self.max_steps is None:
+            raise InputError("pre-training needs a time budget (hours) or a number of steps")
+        lo, hi = self.voxel_size_nm
+        if not 0 < lo <= hi:
+            raise InputError(f"the voxel size range {self.voxel_size_nm} is not a range")
+
+
+def draw_spec(seed: int, voxel_range: tuple[float, float] = (1.5, 3.0)) -> PhantomSpec:
+    """A phantom of varied physics, drawn from ``seed`` (the phantom's own seed as well).
+
+    The field of view is drawn in nm (so a small voxel size gives a larger volume), the
+    y extent is trimmed to keep simulations to a few seconds.
+    """
+    from ..tomo.phantom import PhantomSpec
+    from ..tomo.wbp import WBPSettings
+
+    if seed in BENCHMARK_SEEDS:
+        raise ValueError(f"seed {seed} belongs to the quality benchmark")
+    rng = np.random.default_rng(seed)
+    h = float(rng.uniform(*voxel_range))
+    aging = str(rng.choice(["fresh", "24h", "7d"], p=[0.2, 0.4, 0.4]))
+    n_dendrites = 2 if rng.random() < 0.3 else 1
+    z_nm = rng.uniform(200, 280)
+    x_nm = rng.uniform(380, 440) if n_dendrites == 2 else rng.uniform(250, 340)
+    y_nm = rng.uniform(200, 320)
+    shape = [int(round(z_nm / h)), int(round(y_nm / h)), int(round(x_nm / h))]
+    shape[1] = max(48, min(shape[1], int(3.5e6 / (shape[0] * shape[2]))))
+    sei = lih_sei = lih_fraction = None
+    if rng.random() < 0.5:  # thickness and LiH share off the presets, on Li and LiH apart
+        sei = float(rng.uniform(5.0, 20.0))
+        lih_sei = float(rng.uniform(5.0, 20.0))
+        if aging != "fresh":
+            lih_fraction = float(rng.uniform(0.05, 0.7))
+    spec = dict(
+        shape=tuple(shape), voxel_size_nm=h, aging=aging, seed=seed, n_dendrites=n_dendrites,
+        bent=bool(rng.random() < 0.4), cu=bool(rng.random() < 0.7), sei_thickness_nm=sei,
+        sei_thickness_on_lih_nm=lih_sei, lih_fraction=lih_fraction,
+        dose_e_per_A2=float(np.exp(rng.uniform(np.log(120), np.log(800)))),
+        tilt_range_deg=float(rng.uniform(50, 66)), tilt_step_deg=float(rng.choice([1.0, 2.0, 3.0])),
+        psf_fwhm_nm=float(rng.uniform(1.0, 3.5)),
+        wbp=WBPSettings(radial_cutoff=float(rng.uniform(0.3, 0.5)),
+                        sirt_like_iterations=int(rng.choice([0, 0, 0, 8, 20])), device="cpu"),
+    )
+    try:
+        return PhantomSpec(**spec)
+    except InputError:  # two dendrites that do not fit side by side: one
+        return PhantomSpec(**{**spec, "n_dendrites": 1})
+
+
+@dataclass(frozen=True, eq=False)
+class _Sample:
+    """One phantom ready for patch cutting: normalised tomogram, class channels, class voxels."""
+
+    image: np.ndarray
+    target: np.ndarray  # int64 channel per voxel
+    where: dict[int, np.ndarray]  # channel -> flat indices (all classes but the first)
+    spec: dict
+
+
+def _prepare(phantom: Phantom, lut: np.ndarray) -> _Sample:
+    norm = Normalisation.of(phantom.tomogram)
+    target = lut[phantom.labels].astype(np.int64)
+    where = {int(c): np.flatnonzero(target == c) for c in np.unique(target) if c > 0}
+    spec = {k: v for k, v in asdict(phantom.spec).items() if k != "wbp"}
+    return _Sample(norm.apply(phantom.tomogram), target, where, spec)
+
+
+def _patch(sample: _Sample, patch: int, random_fraction: float, rng: np.random.Generator):
+    """A patch (image, target) centred on a voxel of a class drawn uniformly, or anywhere."""
+    shape = np.asarray(sample.image.shape)
+    classes = [0, *sample.where]
+    c = int(rng.choice(classes))
+    if rng.random() < random_fraction or c == 0:
+        centre = rng.integers(0, shape)
+    else:
+        idx = sample.where[c][rng.integers(len(sample.where[c]))]
+        centre = np.asarray(np.unravel_index(idx, sample.image.shape))
+    start = centre - rng.integers(patch // 4, 3 * patch // 4 + 1, size=3)
+    start = tuple(int(v) for v in np.clip(start, 0, np.maximum(shape - patch, 0)))
+    x = read_box(sample.image, start, patch)
+    t = sample.target[tuple(slice(s, s + patch) for s in start)]
+    if t.shape != (patch,) * 3:  # a volume thinner than a patch: edge-padded image, labels too
+        t = np.pad(t, [(0, patch - n) for n in t.shape], mode="edge")
+    return augment(x, t, rng)
+
+
+def pretrain(
+    config: PretrainConfig = PretrainConfig(),
+    *,
+    checkpoint_path: str | Path | None = None,
+    stop: threading.Event | None = None,
+) -> Job[SegmentationModel]:
+    """Train the default network on a stream of phantoms; returns the averaged model.
+
+    The checkpoint (when given) is rewritten atomically at every evaluation, so a long run that
+    is killed still leaves its latest model.
+    """
+    import torch
+
+    from ..tomo.phantom import simulate
+
+    started = time.perf_counter()
+    with cpu_math():
+        device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        rng = np.random.default_rng(config.seed)
+        ontology = DEFAULT_ONTOLOGY
+        lut = np.zeros(256, np.int64)
+        lut[list(ontology.ids)] = np.arange(len(ontology))
+        model = SegmentationModel.create(
+            ontology=ontology, base_channels=config.base_channels, depth=config.depth,
+            smoothing_sigmas=config.smoothing_sigmas, normalisation=Normalisation(0.0, 1.0),
+            patch_size=config.patch_size, device=device)
+        net = model.network.train()
+        ema_net = copy.deepcopy(net).eval()
+        opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        budget_s = None if config.hours is None else config.hours * 3600.0
+
+        next_seed = SEED_BASE + 10_000 * config.seed
+        seeds_used: list[int] = []
+        sim_s = 0.0
+
+        def fresh_sample() -> _Sample:
+            nonlocal next_seed, sim_s
+            t0 = time.perf_counter()
+            spec = draw_spec(next_seed, config.voxel_size_nm)
+            seeds_used.append(next_seed)
+            next_seed += 1
+            sample = _prepare(run_job(simulate(spec)), lut)
+            sim_s += time.perf_counter() - t0
+            return sample
+
+        val = []
+        for i in range(config.n_validation):
+            spec = draw_spec(VALIDATION_SEED_BASE + 10_000 * config.seed + i, config.voxel_size_nm)
+            ph = run_job(simulate(spec))
+            slab = slice(max(0, ph.labels.shape[1] // 2 - 32), ph.labels.shape[1] // 2 + 32)
+            val.append((np.ascontiguousarray(ph.tomogram[:, slab]),
+                        np.ascontiguousarray(ph.labels[:, slab]), spec.voxel_size_nm, spec.aging))
+        pool: deque[_Sample] = deque(fresh_sample() for _ in range(config.pool_size))
+        yield Progress(0, 0, f"{len(pool)} phantoms simulated")
+
+        step = 0
+        history: list[dict] = []
+        losses: list[float] = []
+
+        def fraction() -> float:
+            f = 0.0
+            if budget_s is not None:
+                f = max(f, (time.perf_counter() - started) / budget_s)
+            if config.max_steps is not None:
+                f = max(f, step / config.max_steps)
+            return f
+
+        stopped = False
+        while fraction() < 1.0:
+            if stop_requested(stop):
+                stopped = True
+                break
+            for group in opt.param_groups:
+                group["lr"] = _learning_rate(config.lr, step, fraction(), warmup=100)
+            xs, ts = [], []
+            for _ in range(config.batch_size):
+                x, t = _patch(pool[int(rng.integers(len(pool)))], config.patch_size,
+                              config.random_patch_fraction, rng)
+                xs.append(x)
+                ts.append(t)
+            x = torch.from_numpy(np.stack(xs)[:, None]).to(device)
+            t = torch.from_numpy(np.stack(ts)).to(device)
+            loss = sparse_loss(net(x), t, torch.ones(len(ontology), device=device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            _update_ema(ema_net, net, min(config.ema, (1 + step) / (10 + step)))
+            losses.append(float(loss.detach()))
+            if step % config.refresh_every == 0:
+                pool.popleft()
+                pool.append(fresh_sample())
+            metrics: dict[str, Any] = {"step": step, "loss": float(np.mean(losses[-50:])),
+                                       "lr": opt.param_groups[0]["lr"]}
+            last = fraction() >= 1.0
+            if step % config.eval_every == 0 or last:
+                snapshot = _model_with(model, ema_net)
+                metrics["validation"] = [_dense_scores(snapshot, *v) for v in val]
+                metrics["elapsed_s"] = round(time.perf_counter() - started, 1)
+                history.append(metrics)
+                if checkpoint_path is not None:
+                    _summarise(snapshot, config, step, started, sim_s, seeds_used, history)
+                    snapshot.save(checkpoint_path)
+            done = int(1000 * min(fraction(), 1.0))
+            yield Progress(done, 1000, f"step {step} loss {metrics['loss']:.3f}", metrics)
+
+        result = _model_with(model, ema_net)
+        _summarise(result, config, step, started, sim_s, seeds_used, history, stopped=stopped)
+        if checkpoint_path is not None:
+            result.save(checkpoint_path)
+        return result
+
+
+def _model_with(model: SegmentationModel, network) -> SegmentationModel:
+    net = copy.deepcopy(model.network)
+    net.load_state_dict(_state_copy(network))
+    return SegmentationModel(net.eval(), ontology=model.ontology,
+                             normalisation=model.normalisation, voxel_size_nm=None,
+                             patch_size=model.patch_size)
+
+
+def _summarise(model: SegmentationModel, config: PretrainConfig, step: int, started: float,
+               sim_s: float, seeds: list[int], history: list[dict], stopped: bool = False) -> None:
+    model.summary = {
+        "pretrained_on": "simulated dendrite phantoms (napari_cryoli.tomo.phantom), dense labels",
+        "voxel_size_range_nm": list(config.voxel_size_nm),
+        "steps": step,
+        "seconds": round(time.perf_counter() - started, 1),
+        "simulation_seconds": round(sim_s, 1),
+        "phantoms": len(seeds),
+        "phantom_seeds": [min(seeds), max(seeds)] if seeds else [],
+        "validation_seeds": [VALIDATION_SEED_BASE + 10_000 * config.seed + i
+                             for i in range(config.n_validation)],
+        "validation": history[-1]["validation"] if history else [],
+        "stopped": stopped,
+        "config": {k: v for k, v in asdict(config).items()},
+        "command": "python -m napari_cryoli.segment.pretrain " + " ".join(sys.argv[1:]),
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def _dense_scores(model: SegmentationModel, image: np.ndarray, truth: np.ndarray,
+                  voxel_size_nm: float, aging: str) -> dict:
+    """Dice per class of ``model``'s prediction of a validation phantom (a slab 64 voxels deep
+    along the dendrites)."""
+    from .prediction import PredictConfig, predict
+
+    pred = run_job(predict(image, model, PredictConfig(uncertainty=False))).labels
+    out: dict[str, Any] = {"voxel_size_nm": round(voxel_size_nm, 2), "aging": aging}
+    for c in model.ontology:
+        a, b = pred == c.id, truth == c.id
+        if b.any():
+            out[c.name] = round(float(2 * (a & b).sum() / (a.sum() + b.sum())), 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
+    ap.add_argument("--hours", type=float, default=3.0)
+    ap.add_argument("--max-steps", type=int)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-every", type=int, default=300)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args(argv)
+    config = PretrainConfig(hours=args.hours, max_steps=args.max_steps, seed=args.seed,
+                            eval_every=args.eval_every, lr=args.lr, device=args.device)
+
+    def log(p: Progress) -> None:
+        if "validation" in p.metrics or p.metrics.get("step", 0) % 50 == 0:
+            print(json.dumps(p.metrics), flush=True)
+
+    model = run_job(pretrain(config, checkpoint_path=args.out), log)
+    print(json.dumps({"done": model.summary["steps"], "validation": model.summary["validation"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
