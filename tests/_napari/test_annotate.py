@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 
-from napari_cryoli.classes import BACKGROUND, CU, LI, LIH, SEI, DEFAULT_ONTOLOGY
-from napari_cryoli.io.mrc import read_labels, write_mrc
 from napari_cryoli._napari.annotate import AnnotateWidget
+from napari_cryoli.classes import BACKGROUND, CU, DEFAULT_ONTOLOGY, LI, LIH, SEI
+from napari_cryoli.io.mrc import read_labels, write_mrc
 
 SCALE = (2.0, 1.5, 1.5)
 TRANSLATE = (10.0, -4.0, 6.0)

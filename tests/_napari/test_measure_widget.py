@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from napari_cryoli.classes import BACKGROUND, CU, LI, LIH, SEI
 from napari_cryoli._napari.measure import DENDRITES, THICKNESS_IMAGE, THICKNESS_SURFACE
+from napari_cryoli.classes import BACKGROUND, CU, LI, LIH, SEI
 
 VOXEL = (2.0, 2.0, 2.0)
 SHELL_NM = 10.0
@@ -22,7 +22,7 @@ def rod_segmentation() -> np.ndarray:
     labels[r <= 20 + SHELL_NM] = SEI
     labels[r <= 20] = LI
     labels[(r <= 20) & (y >= 24)] = LIH
-    ball = np.sqrt(((z - 19.5) ** 2 + (y - 30) ** 2 + (x - 19.5) ** 2)) * VOXEL[0] <= 6
+    ball = np.sqrt((z - 19.5) ** 2 + (y - 30) ** 2 + (x - 19.5) ** 2) * VOXEL[0] <= 6
     labels[ball] = CU
     return labels
 

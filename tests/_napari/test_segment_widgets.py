@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cryoli.classes import BACKGROUND, LI, SEI
 from napari_cryoli._napari.segment import PREDICTION, UNCERTAINTY, model_store
+from napari_cryoli.classes import BACKGROUND, LI, SEI
 
 SCALE = (2.0, 2.0, 2.0)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..classes import DEFAULT_ONTOLOGY, Ontology, UNLABELED
+from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology
 from ..errors import InputError
 
 if TYPE_CHECKING:
