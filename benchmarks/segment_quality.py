@@ -7,7 +7,8 @@ and score Dice per class against the truth; then apply the same model to a tomog
 seed (transfer). The prediction is measured like a user's segmentation (LiH volume fraction, SEI
 median thickness) and compared with the same measurement of the true labels.
 
-    flock /tmp/cryoli-bench.lock nice -n 5 python -m benchmarks.segment_quality [--minutes 5]
+    flock /tmp/cryoli-bench.lock nice -n 5 python -m benchmarks.segment_quality [--minutes 5] \
+        [--start pretrained|scratch]
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import time
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_cryoli.classes import BACKGROUND, CU, LI, LIH, SEI
+from napari_cryoli.classes import BACKGROUND, CU, DEFAULT_ONTOLOGY, LI, LIH, SEI
 from napari_cryoli.jobs import run_job
-from napari_cryoli.segment import PredictConfig, TrainConfig, predict, train
+from napari_cryoli.segment import PredictConfig, TrainConfig, predict, starting_model, train
 
 NAMES = {BACKGROUND: "background", LI: "Li", LIH: "LiH", CU: "Cu", SEI: "SEI"}
 
@@ -138,7 +139,8 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
     return d
 
 
-def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape, **config) -> dict:
+def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape, start: str,
+        **config) -> dict:
     from napari_cryoli.tomo.phantom import PhantomSpec, simulate
 
     t0 = time.perf_counter()
@@ -152,9 +154,16 @@ def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape, **co
     fraction = float((labels > 0).mean())
     sim_s = time.perf_counter() - t0
 
+    train_config = TrainConfig(minutes=minutes, seed=train_seed, **config)
+    init, zero_shot = None, {}
+    if start == "pretrained":
+        init, note = starting_model(DEFAULT_ONTOLOGY, train_config)
+        if init is None:
+            raise SystemExit(note)
+        zero_shot = scores(run_job(predict(ph.tomogram, init, PredictConfig())).labels, ph.labels)
     t0 = time.perf_counter()
-    result = run_job(train(ph.tomogram, labels, TrainConfig(minutes=minutes, seed=train_seed, **config),
-                           voxel_size_nm=ph.voxel_size_nm))
+    result = run_job(train(ph.tomogram, labels, train_config, voxel_size_nm=ph.voxel_size_nm,
+                           init=init))
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     pred = run_job(predict(ph.tomogram, result.model, PredictConfig())).labels
@@ -162,12 +171,13 @@ def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape, **co
     pred_other = run_job(predict(other.tomogram, result.model, PredictConfig())).labels
 
     out = {
-        "aging": aging, "config": config, "train_seed": train_seed, "transfer_seed": test_seed,
+        "aging": aging, "start": start, "config": config, "train_seed": train_seed, "transfer_seed": test_seed,
         "shape": list(ph.tomogram.shape), "painted_voxels": painted,
         "painted_fraction": round(fraction, 5), "simulate_s": round(sim_s, 1),
         "train_s": round(train_s, 1), "steps": result.summary["steps"],
         "best_val_dice": {k: round(v, 3) for k, v in result.best_val_dice.items()},
         "predict_s": round(predict_s, 1),
+        **({"dice_pretrained_before_fine_tuning": zero_shot} if zero_shot else {}),
         "dice_same_tomogram": scores(pred, ph.labels),
         "dice_transfer": scores(pred_other, other.labels),
     }
@@ -195,12 +205,15 @@ def main() -> None:
     ap.add_argument("--shape", type=int, nargs=3, default=(96, 160, 160))
     ap.add_argument("--out", help="also write the results as JSON here")
     ap.add_argument("--lr", type=float, help="learning rate (default: TrainConfig's)")
+    ap.add_argument("--start", choices=("pretrained", "scratch"), default="pretrained",
+                    help="fine-tune the shipped pre-trained model (train's default) or start "
+                    "from random weights")
     args = ap.parse_args()
     seeds = {"24h": (1101, 1102), "7d": (2101, 2102), "fresh": (3101, 3102)}
     results = []
     for aging in args.agings:
         config = {} if args.lr is None else {"lr": args.lr}
-        r = run(aging, *seeds[aging], args.minutes, tuple(args.shape), **config)
+        r = run(aging, *seeds[aging], args.minutes, tuple(args.shape), args.start, **config)
         print(json.dumps(r), flush=True)
         results.append(r)
     if args.out:

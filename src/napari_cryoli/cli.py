@@ -37,7 +37,7 @@ def drive(job: Job, label: str, quiet: bool = False):
 def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
     from .classes import DEFAULT_ONTOLOGY, count_voxels
     from .io import read_labels, read_mrc
-    from .segment import SegmentationModel, TrainConfig, pretrained_model, resolve_device, train
+    from .segment import SegmentationModel, TrainConfig, resolve_device, starting_model, train
 
     _check_outputs(args.out)
     resolve_device(args.device)  # a GPU asked for and missing: say so before anything else
@@ -58,27 +58,17 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
         if init is None and class_id == max(ontology.ids) + 1:
             ontology = ontology.with_class(f"class {class_id}")
     defaults = TrainConfig()
-    size = {"base_channels": defaults.base_channels if args.base_channels is None
-            else args.base_channels, "depth": defaults.depth if args.depth is None else args.depth}
+    config = TrainConfig(
+        minutes=args.minutes, max_steps=args.max_steps, seed=args.seed, device=args.device,
+        base_channels=defaults.base_channels if args.base_channels is None else args.base_channels,
+        depth=defaults.depth if args.depth is None else args.depth,
+    )
     notes = []
     if init is None and not args.from_scratch:
-        init = pretrained_model(ontology, device=args.device)
-        arch = None if init is None else init.architecture
-        if arch is not None and (arch.base_channels, arch.depth) != tuple(size.values()):
-            notes.append(f"starting from scratch: the pre-trained model has {arch.base_channels} "
-                         f"channels and {arch.depth} levels, not {size['base_channels']} and "
-                         f"{size['depth']}")
-            init = None
-        elif init is None:
-            notes.append("no pre-trained model installed or none for these classes; "
-                         "starting from scratch")
-        else:
-            notes.append("fine-tuning the model pre-trained on simulated tomograms "
-                         "(--from-scratch to start without it)")
+        init, note = starting_model(ontology, config)
+        notes.append(note if init is None else f"{note} (--from-scratch to start without it)")
     if init is not None:
         notes += init.compatibility_warnings(None, image.voxel_size_nm)
-    config = TrainConfig(minutes=args.minutes, max_steps=args.max_steps, seed=args.seed,
-                         device=args.device, **size)
     job = train(image.data, labels.data, config, ontology=ontology,
                 voxel_size_nm=image.voxel_size_nm, init=init, checkpoint_path=args.out, stop=stop)
     for note in notes:  # once the inputs passed: a refusal stays one line

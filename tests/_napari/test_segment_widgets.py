@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cryoli._napari.segment import PREDICTION, UNCERTAINTY, model_store
+from napari_cryoli._napari.segment import (
+    PREDICTION,
+    START_CURRENT,
+    START_PRETRAINED,
+    START_SCRATCH,
+    UNCERTAINTY,
+    model_store,
+)
 from napari_cryoli.classes import BACKGROUND, LI, SEI
 
 SCALE = (2.0, 2.0, 2.0)
@@ -71,10 +78,30 @@ def test_train_predict_copy_finetune(viewer_and_widgets, wait_job, qtbot):
     assert (target.data == 0).any()
     target.redo()
 
-    train.fine_tune.setChecked(True)
+    assert train.start_from.currentData() == START_CURRENT  # the newest model, picked for us
     wait_job(train.start())
     assert len(model_store(viewer).models) == 2
     assert "fine_tuned_from" in train.result.model.summary
+
+
+def test_training_starts_from_the_pretrained_model(viewer_and_widgets, wait_job):
+    _, train, *_ = viewer_and_widgets
+    train.size.setCurrentText("standard (CPU, minutes)")
+    train.max_steps.setValue(2)
+    assert train.start_from.currentData() == START_PRETRAINED  # the default before any model
+    wait_job(train.start())
+    assert "pretrained_on" in train.result.model.summary["fine_tuned_from"]
+    assert "Fine-tuning the model pre-trained on simulated tomograms" in train.status.text()
+
+
+@pytest.mark.parametrize("start", [START_PRETRAINED, START_SCRATCH])
+def test_a_network_of_another_size_starts_from_random_weights(viewer_and_widgets, wait_job, start):
+    _, train, *_ = viewer_and_widgets  # the small network: not the pre-trained one's shape
+    train.max_steps.setValue(2)
+    train.start_from.setCurrentIndex(train.start_from.findData(start))
+    wait_job(train.start())
+    assert "fine_tuned_from" not in train.result.model.summary
+    assert ("random weights" in train.status.text()) == (start == START_PRETRAINED)
 
 
 def test_stop_training_keeps_a_usable_model(viewer_and_widgets, wait_job, qtbot):

@@ -57,6 +57,8 @@ MODEL_SIZES = {
     "large (GPU)": (32, 4),
 }
 PLOT_INTERVAL_S = 1.0
+#: What training starts from (the Train widget's "Start from").
+START_CURRENT, START_PRETRAINED, START_SCRATCH = "current", "pretrained", "scratch"
 
 
 class ModelStore(QObject):
@@ -147,8 +149,13 @@ class TrainWidget(QWidget):
         self.max_steps = QSpinBox(minimum=0, maximum=1_000_000, value=0)
         self.max_steps.setSpecialValueText("until the time is up")
         self.max_steps.setToolTip("Stop after this many training steps (or when the time is up)")
-        self.fine_tune = QCheckBox("Fine-tune the current model")
-        self.fine_tune.setToolTip("Continue from the model Predict uses, with the corrected labels")
+        self.start_from = QComboBox()
+        self.start_from.setToolTip(
+            "Pre-trained: fine-tune the network trained on simulated tomograms (best with few "
+            "strokes). Current model: continue from the newest model, e.g. with corrected labels. "
+            "Random weights: learn from the strokes alone."
+        )
+        self._start_note = ""
         self.train_button = QPushButton("Train")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
@@ -167,8 +174,8 @@ class TrainWidget(QWidget):
         form.addRow("Model size", self.size)
         form.addRow("Time budget", self.minutes)
         form.addRow("Steps", self.max_steps)
+        form.addRow("Start from", self.start_from)
         layout.addLayout(form)
-        layout.addWidget(self.fine_tune)
         row = QHBoxLayout()
         row.addWidget(self.train_button)
         row.addWidget(self.stop_button)
@@ -198,7 +205,14 @@ class TrainWidget(QWidget):
             self.labels_picker.set_layer(L.annotation_layer(self.viewer.layers, image))
 
     def _on_models_changed(self) -> None:
-        self.fine_tune.setEnabled(self.store.latest is not None)
+        """Offer the newest model to continue from, and pick it: correcting and training again
+        is the usual next step."""
+        self.start_from.clear()
+        if self.store.latest is not None:
+            self.start_from.addItem(f"current model ({self.store.latest[0]})", START_CURRENT)
+        self.start_from.addItem("pre-trained on simulated tomograms", START_PRETRAINED)
+        self.start_from.addItem("random weights", START_SCRATCH)
+        self.start_from.setCurrentIndex(0)
 
     def config(self, preview_z: int | None = None):
         from ..segment.training import TrainConfig
@@ -210,13 +224,15 @@ class TrainWidget(QWidget):
 
     def start(self) -> Any:
         """Autosave the labels, then train in a worker; returns the job handle or None."""
+        from ..segment.pretrained import starting_model
         from ..segment.training import train
 
         image, labels = self.image_picker.layer(), self.labels_picker.layer()
         if image is None or labels is None:
             show_info("Pick an image and the labels painted on it")
             return None
-        init = self.store.latest[1] if self.fine_tune.isChecked() and self.store.latest else None
+        start_from = self.start_from.currentData()
+        init = self.store.latest[1] if start_from == START_CURRENT and self.store.latest else None
         try:
             L.check_same_grid(image, labels.data.shape, labels)
         except CryoliError as e:
@@ -237,11 +253,18 @@ class TrainWidget(QWidget):
         def job(stop):
             save_annotations(location, label_copy, ontology=ontology, **grid)
             yield Progress(0, 1000, "annotations saved")
+            start = init
+            if start_from == START_PRETRAINED:
+                start, note = starting_model(ontology, config)
+                if start is not None:
+                    note = "; ".join([note, *start.compatibility_warnings(None, voxel)])
+                yield Progress(0, 1000, note, {"start": note})
             return (yield from train(image.data, label_copy, config, ontology=ontology,
-                                     voxel_size_nm=voxel, init=init, checkpoint_path=checkpoint,
+                                     voxel_size_nm=voxel, init=start, checkpoint_path=checkpoint,
                                      stop=stop))
 
         self._reset_plot()
+        self._start_note = ""
         self._job = start_job(self.viewer, "Training", job, on_progress=self._on_progress,
                               on_result=self._on_result, on_finish=self._on_finish, owner=self)
         if self._job is not None:
@@ -268,6 +291,9 @@ class TrainWidget(QWidget):
     def _on_progress(self, p: Progress) -> None:
         if p.fraction is not None:
             self.progress.setValue(int(1000 * min(p.fraction, 1.0)))
+        if "start" in p.metrics:
+            self._start_note = p.metrics["start"][:1].upper() + p.metrics["start"][1:] + "."
+            self.status.setText(self._start_note)
         step = getattr(p, "step", None)
         if step is None:
             return
@@ -275,7 +301,7 @@ class TrainWidget(QWidget):
         self._losses.append(p.loss)
         if p.val_dice:
             self._val.append((p.step, dict(p.val_dice)))
-        self.status.setText(_status_text(p))
+        self.status.setText("\n".join(filter(None, [self._start_note, _status_text(p)])))
         if p.preview is not None:
             self._show_preview(p.preview)
         if time.monotonic() - self._last_plot >= PLOT_INTERVAL_S or p.val_dice:
@@ -325,10 +351,11 @@ class TrainWidget(QWidget):
         stamp = time.strftime("%H:%M")
         name = self.store.add(f"trained {stamp} (val Dice {mean:.2f})", result.model)
         what = "Stopped" if result.stopped else "Trained"
-        self.status.setText(
-            f"{what} after {result.summary.get('steps', 0)} steps: '{name}' is ready for Predict."
-            + (f"\nbest validation Dice {_dice_text(best)}" if best else "")
-        )
+        self.status.setText("\n".join(filter(None, [
+            self._start_note,
+            f"{what} after {result.summary.get('steps', 0)} steps: '{name}' is ready for Predict.",
+            f"best validation Dice {_dice_text(best)}" if best else "",
+        ])))
 
     def _on_finish(self) -> None:
         self._job = None

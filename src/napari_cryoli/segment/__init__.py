@@ -5,7 +5,7 @@ Importing this package does not import torch; the functions that need it import 
 
 from .model import Normalisation, SegmentationModel, resolve_device
 from .prediction import PredictConfig, Prediction, PredictOutputs, predict
-from .pretrained import pretrained_model
+from .pretrained import pretrained_model, starting_model
 from .training import TrainConfig, TrainProgress, TrainResult, train
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "predict",
     "pretrained_model",
     "resolve_device",
+    "starting_model",
     "train",
 ]

@@ -18,6 +18,8 @@ from .model import SegmentationModel
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .training import TrainConfig
+
 #: The shipped checkpoint, relative to this package.
 WEIGHTS = "weights/phantom_pretrained.pt"
 
@@ -43,6 +45,24 @@ def pretrained_model(
     if path is None:
         return None
     return with_classes(SegmentationModel.load(path, device=device), ontology)
+
+
+def starting_model(
+    ontology: Ontology, config: TrainConfig
+) -> tuple[SegmentationModel | None, str]:
+    """The pre-trained model to fine-tune for ``ontology`` with ``config``'s network shape, and
+    a sentence saying what training starts from (None: random weights)."""
+    model = pretrained_model(ontology, device=config.device)
+    if model is None:
+        return None, "starting from random weights: no pre-trained model for these classes"
+    arch = model.architecture
+    mine = (arch.base_channels, arch.depth, tuple(arch.smoothing_sigmas))
+    if mine != (config.base_channels, config.depth, tuple(config.smoothing_sigmas)):
+        return None, (
+            f"starting from random weights: the pre-trained model has {arch.base_channels} "
+            f"channels and {arch.depth} levels, not {config.base_channels} and {config.depth}"
+        )
+    return model, "fine-tuning the model pre-trained on simulated tomograms"
 
 
 def with_classes(model: SegmentationModel, ontology: Ontology) -> SegmentationModel | None:

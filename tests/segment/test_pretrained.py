@@ -1,0 +1,84 @@
+"""The shipped pre-trained model, its class rearrangement, and the pre-training run itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_cryoli.classes import DEFAULT_ONTOLOGY
+from napari_cryoli.jobs import run_job
+from napari_cryoli.segment import Normalisation, SegmentationModel, TrainConfig, starting_model
+from napari_cryoli.segment.pretrain import (
+    BENCHMARK_SEEDS,
+    SEED_BASE,
+    VALIDATION_SEED_BASE,
+    PretrainConfig,
+    draw_spec,
+    pretrain,
+)
+from napari_cryoli.segment.pretrained import pretrained_path, with_classes
+
+
+def _model(ontology=DEFAULT_ONTOLOGY) -> SegmentationModel:
+    torch.manual_seed(0)
+    return SegmentationModel.create(ontology=ontology, base_channels=4, depth=2, patch_size=16,
+                                    normalisation=Normalisation(0.0, 1.0), device="cpu")
+
+
+def test_the_pretrained_model_ships_and_is_where_training_starts():
+    assert pretrained_path() is not None, "segment/weights/phantom_pretrained.pt is missing"
+    model, note = starting_model(DEFAULT_ONTOLOGY, TrainConfig(device="cpu"))
+    assert model is not None, note
+    assert model.ontology.to_dict() == DEFAULT_ONTOLOGY.to_dict()
+    assert "pretrained_on" in model.summary and model.summary["steps"] > 0
+    lo, hi = model.summary["voxel_size_range_nm"]
+    assert model.compatibility_warnings(None, (lo + hi) / 2) == []
+    assert "pre-trained at voxel sizes" in model.compatibility_warnings(None, 3 * hi)[0]
+
+
+def test_another_network_shape_starts_from_random_weights():
+    model, note = starting_model(DEFAULT_ONTOLOGY, TrainConfig(base_channels=4, depth=2))
+    assert model is None and "random weights" in note
+
+
+def test_a_users_class_gets_a_fresh_output_that_claims_nothing():
+    base = _model()
+    ontology = DEFAULT_ONTOLOGY.with_class("carbon support")
+    model = with_classes(base, ontology)
+    assert model is not None and model.ontology.to_dict() == ontology.to_dict()
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        old, new = base.network(x), model.network(x)
+    torch.testing.assert_close(new[:, : len(DEFAULT_ONTOLOGY)], old)  # known classes unchanged
+    assert (new.argmax(1) < len(DEFAULT_ONTOLOGY)).all()
+    assert model.summary["classes_added"] == ["carbon support"]
+
+
+def test_too_few_shared_classes_means_no_pretrained_model():
+    items = DEFAULT_ONTOLOGY.to_dict()
+    renamed = [{**c, "name": f"other {c['id']}"} for c in items[1:]]
+    ontology = type(DEFAULT_ONTOLOGY).from_dict(items[:1] + renamed)
+    assert with_classes(_model(), ontology) is None
+
+
+def test_phantom_draws_are_valid_and_never_the_benchmarks():
+    seeds = [*range(SEED_BASE, SEED_BASE + 300), *range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + 5)]
+    specs = [draw_spec(s) for s in seeds]
+    sizes = [s.voxel_size_nm for s in specs]
+    assert 1.5 <= min(sizes) and max(sizes) <= 3.0
+    assert {s.aging for s in specs} == {"fresh", "24h", "7d"}
+    for seed in BENCHMARK_SEEDS:
+        with pytest.raises(ValueError):
+            draw_spec(seed)
+
+
+def test_pretraining_runs_and_checkpoints(tmp_path):
+    out = tmp_path / "pre.pt"
+    config = PretrainConfig(hours=None, max_steps=2, pool_size=1, n_validation=1, eval_every=2,
+                            base_channels=4, depth=2, patch_size=24, batch_size=1, device="cpu")
+    model = run_job(pretrain(config, checkpoint_path=out))
+    assert model.summary["steps"] == 2 and model.summary["validation"]
+    saved = SegmentationModel.load(out, device="cpu")
+    assert saved.summary["steps"] == 2
+    assert np.isfinite([p.detach().numpy().sum() for p in saved.network.parameters()]).all()
