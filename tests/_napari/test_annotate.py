@@ -53,7 +53,7 @@ def test_new_labels_layer_matches_tomogram(viewer_widget):
 
 
 def test_class_buttons_select_and_counts_follow_strokes(viewer_widget, qtbot):
-    viewer, widget = viewer_widget
+    _viewer, widget = viewer_widget
     widget.class_buttons[LIH].click()
     labels = widget.labels
     assert labels is not None and labels.selected_label == LIH and labels.mode == "paint"

@@ -26,7 +26,7 @@ def test_second_heavy_job_is_refused_across_widgets(make_napari_viewer, wait_job
     viewer.add_labels(rod_segmentation(), name="seg", scale=VOXEL)
     _, reconstruct = viewer.window.add_plugin_dock_widget("napari-cryoli", "Reconstruct")
     _, measure = viewer.window.add_plugin_dock_widget("napari-cryoli", "Measure")
-    _, predict = viewer.window.add_plugin_dock_widget("napari-cryoli", "Predict")
+    _, _predict = viewer.window.add_plugin_dock_widget("napari-cryoli", "Predict")
     handle = reconstruct.start()
     assert handle is not None
     assert reconstruct.start() is None  # the same job twice

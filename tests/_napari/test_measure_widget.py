@@ -76,7 +76,7 @@ def test_clicking_a_row_centres_the_view(viewer_widget, wait_job):
 
 
 def test_export_and_compare(viewer_widget, wait_job, tmp_path):
-    viewer, widget = viewer_widget
+    _viewer, widget = viewer_widget
     wait_job(widget.start())
     widget.export(json_path=tmp_path / "r.json", csv_path=tmp_path / "r.csv")
     data = json.loads((tmp_path / "r.json").read_text())
@@ -92,7 +92,7 @@ def test_export_and_compare(viewer_widget, wait_job, tmp_path):
 
 
 def test_stop_and_refusals(viewer_widget, wait_job):
-    viewer, widget = viewer_widget
+    _viewer, widget = viewer_widget
     handle = widget.start()
     assert widget.start() is None  # a second job in the same viewer is refused
     handle.stop()

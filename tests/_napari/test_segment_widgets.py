@@ -21,7 +21,7 @@ SCALE = (2.0, 2.0, 2.0)
 def two_phase_volume():
     """A bright slab (Li) with a dark rim (SEI) in noise, and a few painted strokes."""
     rng = np.random.default_rng(0)
-    z, y, x = np.mgrid[:24, :48, :48]
+    z, _y, x = np.mgrid[:24, :48, :48]
     truth = np.full(z.shape, BACKGROUND, np.uint8)
     truth[(np.abs(x - 24) < 12)] = SEI
     truth[(np.abs(x - 24) < 8)] = LI
@@ -105,7 +105,7 @@ def test_a_network_of_another_size_starts_from_random_weights(viewer_and_widgets
 
 
 def test_stop_training_keeps_a_usable_model(viewer_and_widgets, wait_job, qtbot):
-    viewer, train, predict, truth, folder = viewer_and_widgets
+    viewer, train, _predict, _truth, folder = viewer_and_widgets
     train.max_steps.setValue(0)
     handle = train.start()
     qtbot.waitUntil(lambda: len(train._steps) >= 3, timeout=60_000)
@@ -116,7 +116,7 @@ def test_stop_training_keeps_a_usable_model(viewer_and_widgets, wait_job, qtbot)
 
 
 def test_refusals(viewer_and_widgets, wait_job, qtbot):
-    viewer, train, predict, truth, folder = viewer_and_widgets
+    viewer, train, predict, _truth, _folder = viewer_and_widgets
     assert predict.start() is None  # no model yet
     labels = viewer.layers["tomo labels"]
     labels.data = np.zeros((24, 48, 40), np.uint8)
@@ -130,7 +130,7 @@ def test_refusals(viewer_and_widgets, wait_job, qtbot):
 
 
 def test_save_and_load_model(viewer_and_widgets, wait_job, qtbot, tmp_path):
-    viewer, train, predict, truth, folder = viewer_and_widgets
+    viewer, train, predict, _truth, _folder = viewer_and_widgets
     wait_job(train.start())
     train.save_model(tmp_path / "m.pt")
     from napari_cryoli._napari.segment import load_model_into_store

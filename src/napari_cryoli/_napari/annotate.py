@@ -378,7 +378,7 @@ class AnnotateWidget(QWidget):
         if image is None:
             return None
         name = image.name + SMOOTHED_SUFFIX
-        return self.viewer.layers[name] if name in self.viewer.layers else None
+        return self.viewer.layers.get(name, None)
 
     def _update_smoothed(self, *_) -> None:
         image, existing = self.image, self._smoothed_layer()
@@ -469,12 +469,12 @@ class AnnotateWidget(QWidget):
         """(location, data, keyword arguments) of a save of ``layer``, or None."""
         if layer is None or image is None:
             return None
-        kwargs = dict(
-            voxel_size_nm=L.voxel_size_nm(layer),
-            origin_nm=tuple(float(t) for t in layer.translate),
-            ontology=L.layer_ontology(layer),
-            source=str(L.source_path(image) or image.name),
-        )
+        kwargs = {
+            "voxel_size_nm": L.voxel_size_nm(layer),
+            "origin_nm": tuple(float(t) for t in layer.translate),
+            "ontology": L.layer_ontology(layer),
+            "source": str(L.source_path(image) or image.name),
+        }
         return autosave_location_for(image, layer), layer.data, kwargs
 
     def showEvent(self, event) -> None:

@@ -335,10 +335,10 @@ def _summary_text(data: dict) -> str:
     sei = data.get("sei_thickness_nm", {})
     frac = data.get("lih_volume_fraction")
     parts = [
-        f"{_count(len(data.get('dendrites', [])), 'dendrite')}, "
-        f"{_count(len(data.get('cu_particles', [])), 'Cu particle')}; LiH fraction {_fmt(frac, 'lih')}",
-        f"SEI median {_fmt(sei.get('median'), 'x')} nm (on Li {_fmt(sei.get('on_Li', {}).get('median'), 'x')},"
-        f" on LiH {_fmt(sei.get('on_LiH', {}).get('median'), 'x')})",
+        (f"{_count(len(data.get('dendrites', [])), 'dendrite')}, "
+        f"{_count(len(data.get('cu_particles', [])), 'Cu particle')}; LiH fraction {_fmt(frac, 'lih')}"),
+        (f"SEI median {_fmt(sei.get('median'), 'x')} nm (on Li {_fmt(sei.get('on_Li', {}).get('median'), 'x')},"
+        f" on LiH {_fmt(sei.get('on_LiH', {}).get('median'), 'x')})"),
     ]
     parts += data.get("notes", [])
     return "\n".join(parts)

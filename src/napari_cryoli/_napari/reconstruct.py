@@ -179,7 +179,7 @@ class ReconstructWidget(QWidget):
         if path:
             try:
                 self.viewer.open(path, plugin="napari-cryoli")
-            except Exception as e:  # napari wraps reader errors in its own type
+            except Exception as e:  # noqa: BLE001 - napari wraps reader errors in its own type
                 report_error(e.__cause__ or e, "Open")
 
     def _angle_dialog(self) -> None:

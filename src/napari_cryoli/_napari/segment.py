@@ -247,7 +247,7 @@ class TrainWidget(QWidget):
         label_copy = np.array(labels.data, dtype=np.uint8)
         location = autosave_location_for(image, labels)
         checkpoint = location.labels.with_name(location.labels.name.replace("-labels.mrc", "-model.pt"))
-        grid = dict(voxel_size_nm=voxel, origin_nm=tuple(float(t) for t in labels.translate))
+        grid = {"voxel_size_nm": voxel, "origin_nm": tuple(float(t) for t in labels.translate)}
         self._preview_grid = (image, preview_z)
 
         def job(stop):
@@ -559,7 +559,7 @@ class PredictWidget(QWidget):
             return
         source = np.asarray(prediction.data)
         if self.copy_scope.currentText() == "current slice":
-            z = int(round(prediction.world_to_data(self.viewer.dims.point)[0]))
+            z = round(prediction.world_to_data(self.viewer.dims.point)[0])
             index = (slice(z, z + 1),)
         else:
             index = (slice(None),)

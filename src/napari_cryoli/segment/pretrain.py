@@ -101,7 +101,7 @@ def draw_spec(seed: int, voxel_range: tuple[float, float] = (1.5, 3.0)) -> Phant
     z_nm = rng.uniform(200, 280)
     x_nm = rng.uniform(380, 440) if n_dendrites == 2 else rng.uniform(250, 340)
     y_nm = rng.uniform(200, 320)
-    shape = [int(round(z_nm / h)), int(round(y_nm / h)), int(round(x_nm / h))]
+    shape = [round(z_nm / h), round(y_nm / h), round(x_nm / h)]
     shape[1] = max(48, min(shape[1], int(3.5e6 / (shape[0] * shape[2]))))
     sei = lih_sei = lih_fraction = None
     if rng.random() < 0.5:  # thickness and LiH share off the presets, on Li and LiH apart
@@ -109,16 +109,16 @@ def draw_spec(seed: int, voxel_range: tuple[float, float] = (1.5, 3.0)) -> Phant
         lih_sei = float(rng.uniform(5.0, 20.0))
         if aging != "fresh":
             lih_fraction = float(rng.uniform(0.05, 0.7))
-    spec = dict(
-        shape=tuple(shape), voxel_size_nm=h, aging=aging, seed=seed, n_dendrites=n_dendrites,
-        bent=bool(rng.random() < 0.4), cu=bool(rng.random() < 0.7), sei_thickness_nm=sei,
-        sei_thickness_on_lih_nm=lih_sei, lih_fraction=lih_fraction,
-        dose_e_per_A2=float(np.exp(rng.uniform(np.log(120), np.log(800)))),
-        tilt_range_deg=float(rng.uniform(50, 66)), tilt_step_deg=float(rng.choice([1.0, 2.0, 3.0])),
-        psf_fwhm_nm=float(rng.uniform(1.0, 3.5)),
-        wbp=WBPSettings(radial_cutoff=float(rng.uniform(0.3, 0.5)),
+    spec = {
+        "shape": tuple(shape), "voxel_size_nm": h, "aging": aging, "seed": seed, "n_dendrites": n_dendrites,
+        "bent": bool(rng.random() < 0.4), "cu": bool(rng.random() < 0.7), "sei_thickness_nm": sei,
+        "sei_thickness_on_lih_nm": lih_sei, "lih_fraction": lih_fraction,
+        "dose_e_per_A2": float(np.exp(rng.uniform(np.log(120), np.log(800)))),
+        "tilt_range_deg": float(rng.uniform(50, 66)), "tilt_step_deg": float(rng.choice([1.0, 2.0, 3.0])),
+        "psf_fwhm_nm": float(rng.uniform(1.0, 3.5)),
+        "wbp": WBPSettings(radial_cutoff=float(rng.uniform(0.3, 0.5)),
                         sirt_like_iterations=int(rng.choice([0, 0, 0, 8, 20])), device="cpu"),
-    )
+    }
     try:
         return PhantomSpec(**spec)
     except InputError:  # two dendrites that do not fit side by side: one
