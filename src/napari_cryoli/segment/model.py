@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..classes import DEFAULT_ONTOLOGY, Ontology
+from ..devices import resolve_device
 from ..errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -80,24 +81,6 @@ def _strided_sample(image: np.ndarray, max_samples: int) -> np.ndarray:
     """About ``max_samples`` voxels spread over the whole volume, read slice by slice."""
     stride = max(1, round((image.size / max_samples) ** (1 / 3)))
     return np.asarray(image[::stride, ::stride, ::stride], dtype=np.float32).ravel()
-
-
-def resolve_device(device: str = "auto", *, cuda_available: bool | None = None) -> str:
-    """``"auto"`` means CUDA when torch sees a GPU, else the CPU (``cuda_available`` overrides
-    what torch sees, for tests)."""
-    from ..errors import InputError
-
-    if cuda_available is None:
-        import torch
-
-        cuda_available = torch.cuda.is_available()
-    if device == "auto":
-        return "cuda" if cuda_available else "cpu"
-    if device == "cuda" and not cuda_available:
-        raise InputError("CUDA was requested but torch sees no GPU; use --device cpu or auto")
-    if device not in ("cpu", "cuda"):
-        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return device
 
 
 def flushing_denormals() -> bool:

@@ -78,21 +78,6 @@ def angle_weights(angles_deg: np.ndarray) -> np.ndarray:
     return w
 
 
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` (a CUDA GPU when present, else the CPU), ``"cpu"`` or ``"cuda"``."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        return torch.device("cpu")
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("a GPU (cuda) was requested but none is available")
-        return torch.device("cuda")
-    raise InputError(f"unknown device {device!r}: use auto, cpu or cuda")
-
-
 def backprojection_margin(width: int, thickness: int, n_det: int, angles_deg: np.ndarray) -> int:
     """Detector pixels beyond each edge that some reconstruction voxel projects onto."""
     a = np.deg2rad(angles_deg)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..devices import resolve_device
 from ..errors import InputError
 from . import geometry
 
@@ -32,7 +33,7 @@ def project(
     angles = geometry.as_angles(angles_deg)
     nz, ny, nx = vol.shape
     n_det = nx if n_det is None else int(n_det)
-    dev = geometry.resolve_device(device)
+    dev = torch.device(resolve_device(device))
     # Slices perpendicular to the tilt axis become the columns: rows are (z, x) voxels.
     columns = torch.from_numpy(
         np.ascontiguousarray(vol.transpose(0, 2, 1), dtype=np.float32).reshape(nz * nx, ny)

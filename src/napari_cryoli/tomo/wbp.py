@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..devices import resolve_device
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
 from . import geometry
@@ -142,7 +143,7 @@ def reconstruct(
         raise InputError("the tilt series is empty")
     angles = geometry.as_angles(angles_deg, n_views)
     thickness = nx if settings.thickness is None else int(settings.thickness)
-    dev = geometry.resolve_device(settings.device)
+    dev = torch.device(resolve_device(settings.device))
 
     margin = geometry.backprojection_margin(nx, thickness, nx, angles)
     n_padded = _padded_length(nx, margin)
