@@ -378,7 +378,7 @@ class AnnotateWidget(QWidget):
         if image is None:
             return None
         name = image.name + SMOOTHED_SUFFIX
-        return self.viewer.layers.get(name, None)
+        return self.viewer.layers[name] if name in self.viewer.layers else None  # noqa: SIM401
 
     def _update_smoothed(self, *_) -> None:
         image, existing = self.image, self._smoothed_layer()
