@@ -101,6 +101,8 @@ def main() -> int:
     measure = show_dock(viewer, "Measure")
     measure.labels_picker.set_layer(viewer.layers["dendrite true labels"])
     wait_for(measure.start())
+    for name in ("prediction", "training preview"):  # the overlays of the true labels show
+        viewer.layers[name].visible = False
     viewer.layers["dendrite tomogram"].visible = True
     viewer.window.screenshot(str(OUT / "measure.png"), canvas_only=False)
     viewer.close()
