@@ -22,6 +22,7 @@ import numpy as np
 from ..classes import DEFAULT_ONTOLOGY, Ontology
 from ..devices import resolve_device
 from ..errors import CheckpointError
+from ..jobs import Job, R
 
 if TYPE_CHECKING:
     import torch
@@ -107,6 +108,12 @@ def cpu_math() -> Iterator[None]:
     finally:
         if not before:
             torch.set_flush_denormal(False)
+
+
+def with_cpu_math(job: Job[R]) -> Job[R]:
+    """``job`` run under ``cpu_math`` in whichever thread drives it (set at its first step)."""
+    with cpu_math():
+        return (yield from job)
 
 
 class SegmentationModel:

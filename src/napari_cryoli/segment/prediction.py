@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
-from .model import SegmentationModel, cpu_math, resolve_device
+from .model import SegmentationModel, resolve_device, with_cpu_math
 
 if TYPE_CHECKING:
     import torch
@@ -106,7 +106,7 @@ def predict(
     are arrays in memory. ``probabilities`` is a tuple of per-class arrays in ``class_ids`` order.
     """
     check_volume(image, "segment")
-    return _predict(image, model, config, outputs, stop)
+    return with_cpu_math(_predict_tiles(image, model, config, outputs, stop))
 
 
 def check_volume(image: np.ndarray, task: str) -> None:
@@ -127,17 +127,6 @@ def check_volume(image: np.ndarray, task: str) -> None:
         release_pages(image, z, z + step)
         if not finite:
             raise InputError("the image holds NaN or infinite values; fix or crop it first")
-
-
-def _predict(
-    image: np.ndarray,
-    model: SegmentationModel,
-    config: PredictConfig,
-    outputs: PredictOutputs | None,
-    stop: threading.Event | None,
-) -> Job[Prediction]:
-    with cpu_math():
-        return (yield from _predict_tiles(image, model, config, outputs, stop))
 
 
 def _predict_tiles(

@@ -21,7 +21,7 @@ import numpy as np
 from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology, count_voxels
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
-from .model import Normalisation, SegmentationModel, cpu_math, resolve_device
+from .model import Normalisation, SegmentationModel, resolve_device, with_cpu_math
 from .prediction import check_volume
 from .sampling import IGNORE, PatchSampler, SparseLabels, augment, pad_target, read_box
 
@@ -114,13 +114,10 @@ def train(
     if init is not None:
         ontology = init.ontology
     painted = check_training_inputs(image, labels, ontology)
-    return _train(image, labels, painted, config, ontology, voxel_size_nm, init,
-                  None if checkpoint_path is None else Path(checkpoint_path), stop)
-
-
-def _train(*args) -> Job[TrainResult]:
-    with cpu_math():
-        return (yield from _train_steps(*args))
+    return with_cpu_math(_train_steps(
+        image, labels, painted, config, ontology, voxel_size_nm, init,
+        None if checkpoint_path is None else Path(checkpoint_path), stop,
+    ))
 
 
 def check_training_inputs(image: np.ndarray, labels: np.ndarray, ontology: Ontology) -> dict[int, int]:
