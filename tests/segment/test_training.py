@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from napari_cryoli.errors import InputError
 from napari_cryoli.jobs import run_job
 from napari_cryoli.segment import PredictConfig, SegmentationModel, TrainConfig, predict, train
 from napari_cryoli.segment.sampling import IGNORE, augment
-from napari_cryoli.segment.training import sparse_loss
+from napari_cryoli.segment.training import keep_loss, sparse_loss
 
 from .synthetic import rod_volume, sparse_strokes
 
@@ -129,3 +130,34 @@ def test_short_training_beats_chance():
                 for c in (BACKGROUND, LI, SEI)}
         assert min(dice.values()) > 0.5, dice
     assert set(np.unique(pred)) <= {BACKGROUND, LI, LIH, CU, SEI}
+
+
+def test_keep_loss_counts_only_unpainted_voxels_and_vanishes_at_the_start():
+    torch.manual_seed(0)
+    teacher = torch.nn.Conv3d(1, 5, 1).eval()
+    x = torch.randn(2, 1, 6, 6, 6)
+    target = torch.full((2, 6, 6, 6), IGNORE)
+    target[:, :3] = LI
+    with torch.no_grad():
+        same = teacher(x)
+    assert float(keep_loss(same, teacher, x, target)) == pytest.approx(0.0, abs=1e-6)
+    moved = same.clone()
+    moved[:, :, :3] += torch.randn(2, 5, 3, 6, 6) * 10  # painted voxels: no effect
+    assert float(keep_loss(moved, teacher, x, target)) == pytest.approx(0.0, abs=1e-6)
+    moved[:, :, 3:] += torch.randn(2, 5, 3, 6, 6)
+    assert float(keep_loss(moved, teacher, x, target)) > 0.01
+
+
+def test_fine_tuning_keeps_the_starting_normalisation_statistics():
+    image, truth = rod_volume((20, 32, 32))
+    labels = sparse_strokes(truth, sections=(6, 14))
+    start = run_job(train(image, labels, TINY)).model
+    no_val = replace(TINY, val_fraction=0.0)  # the last state returns, not the best
+    tuned = run_job(train(image, labels, no_val, init=start)).model
+    stats = [(a, b) for a, b in zip(start.network.buffers(), tuned.network.buffers())
+             if a.dtype.is_floating_point]
+    assert stats and all(torch.equal(a, b) for a, b in stats)
+    loose = run_job(train(image, labels, replace(no_val, freeze_norm=False), init=start))
+    assert not all(torch.equal(a, b) for a, b in zip(start.network.buffers(),
+                                                     loose.model.network.buffers())
+                   if a.dtype.is_floating_point)

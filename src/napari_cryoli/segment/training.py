@@ -54,6 +54,8 @@ class TrainConfig:
     eval_every: int = 25
     max_val_patches: int = 4
     patience: int | None = 12
+    keep_weight: float = 1.0
+    freeze_norm: bool = True
     preview_z: int | None = None
     preview_every_s: float = 5.0
 
@@ -176,6 +178,30 @@ def sparse_loss(
     return ce + dice_weight * (1.0 - dice[present].mean())
 
 
+def keep_loss(logits: torch.Tensor, teacher, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean KL divergence from the starting model's prediction over the unpainted voxels.
+
+    Strokes lie inside each phase and say nothing about the boundaries between them; without
+    this term fine-tuning moves those boundaries freely (SEI thickens, the painted classes grow).
+    """
+    import torch
+
+    with torch.no_grad():
+        q = torch.softmax(teacher(x), dim=1)
+    unpainted = (target == IGNORE).to(logits.dtype)
+    if not bool(unpainted.any()):
+        return logits.sum() * 0.0
+    kl = (q * (torch.log(q.clamp_min(1e-8)) - torch.log_softmax(logits, dim=1))).sum(1)
+    return (kl * unpainted).sum() / unpainted.sum()
+
+
+def _frozen(network, device: str):
+    net = copy.deepcopy(network).to(device).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
 def _train_steps(
     image: np.ndarray,
     labels: np.ndarray,
@@ -222,13 +248,25 @@ def _train_steps(
                 pad_target(sparse.dense(b, _clip_size(b, patch, image.shape), "val"), patch))
                for b in val_boxes]
 
-    net = model.network.train()
+    fine_tuning = init is not None
+    teacher = _frozen(init.network, device) if fine_tuning and config.keep_weight else None
+
+    def train_mode() -> None:
+        net.train()
+        if fine_tuning and config.freeze_norm:
+            for m in net.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    net = model.network
+    train_mode()
     ema_net = copy.deepcopy(net).eval() if config.ema else None
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_dice": [],
                                 "val_mean": []}
     best_mean, best_dice, best_step, best_state = -1.0, {}, 0, None
+    best_nll = np.inf
     evals_since_best = 0
     stopped = early_stopped = False
     step = 0
@@ -249,8 +287,8 @@ def _train_steps(
 
     if init is not None and len(val_set) and len(set(sparse.channel[sparse.is_val])) >= 2:
         # The starting model is the one to beat: fine-tuning never returns a worse one.
-        val_dice = _validate(evaluated().network, val_set, ontology, device)
-        net.train()
+        val_dice, best_nll = _validate(evaluated().network, val_set, ontology, device)
+        train_mode()
         best_mean = float(np.mean(list(val_dice.values())))
         best_dice, best_state = val_dice, _state_copy(evaluated().network)
         history["val_step"].append(0)
@@ -269,7 +307,10 @@ def _train_steps(
             group["lr"] = _learning_rate(config.lr, step, frac)
         x, t = _batch(image, sparse, sampler, norm, patch, config.batch_size, rng)
         x, t = torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)
-        loss = sparse_loss(net(x), t, class_weights, config.dice_weight)
+        logits = net(x)
+        loss = sparse_loss(logits, t, class_weights, config.dice_weight)
+        if teacher is not None:
+            loss = loss + config.keep_weight * keep_loss(logits, teacher, x, t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -282,16 +323,19 @@ def _train_steps(
 
         val_dice: dict[str, float] = {}
         if val_set and (step % config.eval_every == 0):
-            val_dice = _validate(evaluated().network, val_set, ontology, device)
-            net.train()
+            val_dice, nll = _validate(evaluated().network, val_set, ontology, device)
+            train_mode()
             mean = float(np.mean(list(val_dice.values()))) if val_dice else 0.0
             history["val_step"].append(step)
             history["val_dice"].append(val_dice)
             history["val_mean"].append(mean)
             # A split that covers one class only (rare classes are never held out) cannot rank
-            # models: the latest one is kept instead.
-            if mean > best_mean or len(val_dice) < 2:
+            # models: the latest one is kept instead. Equal Dice (it saturates at 1 when the
+            # start already predicts the held-out strokes) is decided by the cross-entropy.
+            better = mean > best_mean + 1e-6 or (mean > best_mean - 1e-6 and nll < best_nll)
+            if better or len(val_dice) < 2:
                 best_mean, best_dice, best_step, evals_since_best = mean, val_dice, step, 0
+                best_nll = nll
                 best_state = _state_copy(evaluated().network)
                 if checkpoint_path is not None:
                     _snapshot(model, best_state, summary=None).save(checkpoint_path)
@@ -307,7 +351,7 @@ def _train_steps(
             preview = preview_section(evaluated(), image, config.preview_z, norm)
             last_preview = time.perf_counter()
             preview_cost = last_preview - now
-            net.train()
+            train_mode()
         elapsed = time.perf_counter() - started
         done, total = ((int(elapsed), int(budget_s)) if budget_s is not None
                        else (step, int(config.max_steps or 0)))
@@ -401,23 +445,30 @@ def _learning_rate(base: float, step: int, fraction: float, warmup: int = 20) ->
     return base * ramp * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(fraction, 1.0))))
 
 
-def _validate(network, val_set, ontology: Ontology, device: str) -> dict[str, float]:
-    """Dice per painted class over the held-out voxels (unpainted voxels do not count)."""
+def _validate(network, val_set, ontology: Ontology, device: str) -> tuple[dict[str, float], float]:
+    """Dice per painted class over the held-out voxels (unpainted voxels do not count), and
+    their mean cross-entropy, which still ranks models once the Dice saturates."""
     import torch
 
     n = len(ontology)
     inter, pred_n, true_n = np.zeros(n), np.zeros(n), np.zeros(n)
+    nll, voxels = 0.0, 0
     network.eval()
     with torch.inference_mode():
         for x, t in val_set:
-            pred = network(torch.from_numpy(x)[None, None].to(device)).argmax(1)[0].cpu().numpy()
+            logp = torch.log_softmax(network(torch.from_numpy(x)[None, None].to(device)), 1)[0]
+            logp = logp.cpu().numpy()
+            pred = logp.argmax(0)
             m = t != IGNORE
             p, g = pred[m], t[m]
             inter += np.bincount(g[p == g], minlength=n)
             pred_n += np.bincount(p, minlength=n)
             true_n += np.bincount(g, minlength=n)
-    return {ontology.classes[c].name: float(2 * inter[c] / (pred_n[c] + true_n[c]))
+            nll -= float(np.take_along_axis(logp[:, m], g[None], 0).sum())
+            voxels += int(m.sum())
+    dice = {ontology.classes[c].name: float(2 * inter[c] / (pred_n[c] + true_n[c]))
             for c in range(n) if true_n[c] > 0}
+    return dice, nll / max(voxels, 1)
 
 
 def _update_ema(ema_net, net, decay: float) -> None:
