@@ -205,6 +205,12 @@ def main() -> None:
     ap.add_argument("--shape", type=int, nargs=3, default=(96, 160, 160))
     ap.add_argument("--out", help="also write the results as JSON here")
     ap.add_argument("--lr", type=float, help="learning rate (default: TrainConfig's)")
+    ap.add_argument("--max-steps", type=int, help="also end training after this many steps")
+    ap.add_argument("--keep-weight", type=float,
+                    help="weight of the fine-tuning term that keeps unpainted voxels' predictions "
+                    "(default: TrainConfig's)")
+    ap.add_argument("--freeze-norm", action=argparse.BooleanOptionalAction,
+                    help="keep the starting model's batch-norm statistics while fine-tuning")
     ap.add_argument("--start", choices=("pretrained", "scratch"), default="pretrained",
                     help="fine-tune the shipped pre-trained model (train's default) or start "
                     "from random weights")
@@ -212,7 +218,9 @@ def main() -> None:
     seeds = {"24h": (1101, 1102), "7d": (2101, 2102), "fresh": (3101, 3102)}
     results = []
     for aging in args.agings:
-        config = {} if args.lr is None else {"lr": args.lr}
+        config = {k: v for k, v in (("lr", args.lr), ("max_steps", args.max_steps),
+                                    ("keep_weight", args.keep_weight),
+                                    ("freeze_norm", args.freeze_norm)) if v is not None}
         r = run(aging, *seeds[aging], args.minutes, tuple(args.shape), args.start, **config)
         print(json.dumps(r), flush=True)
         results.append(r)
