@@ -14,7 +14,6 @@ from napari_cryoli.segment.pretrain import (
     SEED_BASE,
     VALIDATION_SEED_BASE,
     PretrainConfig,
-    calibrated,
     draw_spec,
     pretrain,
 )
@@ -77,8 +76,7 @@ def test_phantom_draws_are_valid_and_never_the_benchmarks():
 def test_pretraining_runs_and_checkpoints(tmp_path):
     out = tmp_path / "pre.pt"
     config = PretrainConfig(hours=None, max_steps=2, pool_size=1, n_validation=1, eval_every=2,
-                            base_channels=4, depth=2, patch_size=24, batch_size=1, device="cpu",
-                            calibration_phantoms=0)
+                            base_channels=4, depth=2, patch_size=24, batch_size=1, device="cpu")
     model = run_job(pretrain(config, checkpoint_path=out))
     assert model.summary["steps"] == 2 and model.summary["validation"]
     saved = SegmentationModel.load(out, device="cpu")
@@ -86,25 +84,8 @@ def test_pretraining_runs_and_checkpoints(tmp_path):
     assert np.isfinite([p.detach().numpy().sum() for p in saved.network.parameters()]).all()
 
     more = PretrainConfig(hours=None, max_steps=1, pool_size=1, n_validation=1, eval_every=1,
-                          seed=1, device="cpu", init=out, calibration_phantoms=0)
+                          seed=1, device="cpu", init=out)
     continued = run_job(pretrain(more))
     assert continued.summary["steps"] == 1 and continued.summary["total_steps"] == 3
     assert continued.summary["earlier"]["steps"] == 2
     assert continued.network.arch == saved.network.arch
-
-
-def test_calibration_offsets_the_head_and_never_lowers_its_score():
-    from napari_cryoli.tomo.phantom import PhantomSpec, simulate
-
-    phantoms = [run_job(simulate(PhantomSpec(shape=(88, 24, 128), aging="7d", seed=s, cu=False)))
-                for s in (5, 6)]
-    model = _model()
-    with torch.no_grad():  # a network that favours Li: calibration should lift LiH
-        model.network.head.bias[DEFAULT_ONTOLOGY.ids.index(2)] += 2.0
-    out = calibrated(model, phantoms)
-    cal = out.summary["calibration"]
-    assert cal["after"] >= cal["mean_dice_Li_LiH_SEI_before"]
-    shift = (out.network.head.bias - model.network.head.bias).detach().numpy()
-    names = [c.name for c in DEFAULT_ONTOLOGY]
-    assert {n: float(v) for n, v in zip(names, shift) if v} == pytest.approx(cal["offsets"])
-    assert all(n in ("Li", "LiH", "SEI") for n in cal["offsets"])

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 #: First phantom seed of the training stream; validation phantoms use their own range.
 SEED_BASE = 100_000
 VALIDATION_SEED_BASE = 900_000
-CALIBRATION_SEED_BASE = 800_000
 #: Seeds of the quality benchmark, which pre-training must never see.
 BENCHMARK_SEEDS = frozenset({1101, 1102, 2101, 2102, 3101, 3102})
 
@@ -76,7 +75,6 @@ class PretrainConfig:
     device: str = "auto"
     init: Path | None = None
     warmup: int = 100
-    calibration_phantoms: int = 8
     notes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -285,74 +283,9 @@ def pretrain(
         result = _model_with(model, ema_net)
         _summarise(result, config, step, started, sim_s, seeds_used, history, earlier,
                    stopped=stopped)
-        if config.calibration_phantoms and not stopped:
-            yield Progress(1000, 1000, "calibrating class offsets")
-            seeds = range(CALIBRATION_SEED_BASE + 10_000 * config.seed,
-                          CALIBRATION_SEED_BASE + 10_000 * config.seed + config.calibration_phantoms)
-            result = calibrated(result, [run_job(simulate(draw_spec(s, config.voxel_size_nm)))
-                                         for s in seeds])
         if checkpoint_path is not None:
             result.save(checkpoint_path)
         return result
-
-
-#: Classes whose logit offset calibration tunes, and the offsets it tries.
-CALIBRATED_CLASSES = ("LiH", "Li", "SEI")
-OFFSET_GRID = tuple(np.round(np.arange(-1.0, 1.51, 0.25), 2))
-
-
-def calibrated(model: SegmentationModel, phantoms: list[Phantom]) -> SegmentationModel:
-    """``model`` with per-class logit offsets that maximise mean Dice over Li, LiH and SEI on
-    ``phantoms`` (coordinate search, two passes), folded into the head's bias.
-
-    Patches drawn class by class teach the network a prior of its own, not a tomogram's: on
-    aged phantoms it calls the doubtful voxels between Li and LiH Li, and under-counts LiH.
-    An offset of the log-prior, chosen on simulated tomograms kept apart from training and
-    benchmark, corrects that bias; fine-tuning on a user's strokes starts from it.
-    """
-    import torch
-
-    from .prediction import PredictConfig, predict
-
-    names = [c.name for c in model.ontology]
-    scored = [names.index(n) for n in ("Li", "LiH", "SEI")]
-    lut = np.full(256, -1, np.int64)
-    lut[list(model.ontology.ids)] = np.arange(len(names))
-    logp, truth = [], []
-    for ph in phantoms:
-        pred = run_job(predict(ph.tomogram, model, PredictConfig(uncertainty=False, probabilities=True)))
-        logp.append(np.log(np.stack([np.asarray(p, np.float32) for p in pred.probabilities]) + 1e-6))
-        truth.append(lut[ph.labels])
-
-    def mean_dice(offsets: np.ndarray) -> float:
-        inter, pred_n, true_n = (np.zeros(len(names)) for _ in range(3))
-        for lp, t in zip(logp, truth):
-            p = (lp + offsets[:, None, None, None]).argmax(0)
-            inter += np.bincount(t[p == t], minlength=len(names))
-            pred_n += np.bincount(p.ravel(), minlength=len(names))
-            true_n += np.bincount(t.ravel(), minlength=len(names))
-        return float(np.mean([2 * inter[c] / max(pred_n[c] + true_n[c], 1) for c in scored]))
-
-    offsets = np.zeros(len(names))
-    before = best = mean_dice(offsets)
-    for _ in range(2):
-        for name in CALIBRATED_CLASSES:
-            c = names.index(name)
-            for value in OFFSET_GRID:
-                trial = offsets.copy()
-                trial[c] = value
-                score = mean_dice(trial)
-                if score > best + 1e-4:
-                    best, offsets = score, trial
-    out = _model_with(model, model.network)
-    with torch.no_grad():
-        out.network.head.bias += torch.as_tensor(offsets, dtype=out.network.head.bias.dtype,
-                                                 device=out.network.head.bias.device)
-    out.summary = {**model.summary, "calibration": {
-        "offsets": {n: float(o) for n, o in zip(names, offsets) if o},
-        "phantom_seeds": [int(ph.spec.seed) for ph in phantoms],
-        "mean_dice_Li_LiH_SEI_before": round(before, 4), "after": round(best, 4)}}
-    return out
 
 
 def _model_with(model: SegmentationModel, network) -> SegmentationModel:
@@ -415,21 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--init", type=Path, help="continue from this checkpoint (use another --seed "
                     "so that the phantoms are new)")
     ap.add_argument("--warmup", type=int, default=100, help="steps of learning-rate warm-up")
-    ap.add_argument("--calibrate-only", action="store_true",
-                    help="no training: calibrate the class offsets of --init and write --out")
     args = ap.parse_args(argv)
-    if args.calibrate_only:
-        from ..tomo.phantom import simulate
-
-        if args.init is None:
-            ap.error("--calibrate-only needs --init")
-        base = CALIBRATION_SEED_BASE + 10_000 * args.seed
-        with cpu_math():
-            model = calibrated(SegmentationModel.load(args.init, device=args.device),
-                               [run_job(simulate(draw_spec(s))) for s in range(base, base + 8)])
-        model.save(args.out)
-        print(json.dumps(model.summary["calibration"]))
-        return 0
     config = PretrainConfig(hours=args.hours, max_steps=args.max_steps, seed=args.seed,
                             eval_every=args.eval_every, lr=args.lr, device=args.device,
                             init=args.init, warmup=args.warmup)
