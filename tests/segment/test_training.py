@@ -13,13 +13,8 @@ from napari_cryoli.classes import BACKGROUND, CU, LI, LIH, SEI
 from napari_cryoli.errors import InputError
 from napari_cryoli.jobs import run_job
 from napari_cryoli.segment import PredictConfig, SegmentationModel, TrainConfig, predict, train
-from napari_cryoli.segment.sampling import IGNORE, PatchSampler, SparseLabels, augment
-from napari_cryoli.segment.training import (
-    _balanced_logistic_offset,
-    fit_lih_offset,
-    keep_loss,
-    sparse_loss,
-)
+from napari_cryoli.segment.sampling import IGNORE, augment
+from napari_cryoli.segment.training import keep_loss, sparse_loss
 
 from .synthetic import rod_volume, sparse_strokes
 
@@ -166,43 +161,3 @@ def test_fine_tuning_keeps_the_starting_normalisation_statistics():
     assert not all(torch.equal(a, b) for a, b in zip(start.network.buffers(),
                                                      loose.model.network.buffers())
                    if a.dtype.is_floating_point)
-
-
-def test_balanced_logistic_offset_is_the_midpoint_of_symmetric_phases():
-    rng = np.random.default_rng(0)
-    li = rng.normal(-1.0, 1.0, 4000)  # LiH-against-Li log-odds of painted Li voxels
-    lih = rng.normal(3.0, 1.0, 500)  # ... of painted LiH voxels: fewer, and both off-centre
-    assert _balanced_logistic_offset(li, lih) == pytest.approx(-1.0, abs=0.1)
-
-
-def test_lih_offset_undoes_a_shift_of_the_lih_output(tmp_path):
-    image, truth = rod_volume((32, 48, 48))
-    labels = sparse_strokes(truth, sections=(14, 18))
-    result = run_job(train(image, labels, TINY))
-    assert min(result.summary["lih_offset"]["voxels"]) >= 20
-    result.model.save(tmp_path / "m.pt")
-
-    ontology = result.model.ontology
-    lut = np.full(256, IGNORE, np.int64)
-    lut[list(ontology.ids)] = np.arange(len(ontology))
-    lih = list(ontology.ids).index(LIH)
-    heads = []
-    for shift in (0.0, 4.0):
-        model = SegmentationModel.load(tmp_path / "m.pt", device="cpu")
-        with torch.no_grad():
-            model.network.head.bias[lih] += shift
-        sparse = SparseLabels.from_labels(labels, lut, val_fraction=0.0, block=12,
-                                          rng=np.random.default_rng(0))
-        fitted = fit_lih_offset(model, image, sparse, PatchSampler(sparse, 24),
-                                np.random.default_rng(0))
-        heads.append((fitted["LiH_vs_Li"], float(model.network.head.bias[lih])))
-    (offset, head), (offset_shifted, head_shifted) = heads
-    assert offset_shifted == pytest.approx(offset - 4.0, abs=1e-3)
-    assert head_shifted == pytest.approx(head, abs=1e-3)  # the fit lands on the same line
-
-
-def test_no_lih_offset_without_strokes_of_both_phases():
-    image, truth = rod_volume((32, 48, 48))
-    labels = sparse_strokes(truth, sections=(14, 18))
-    labels[labels == LIH] = 0
-    assert "lih_offset" not in run_job(train(image, labels, TINY)).summary

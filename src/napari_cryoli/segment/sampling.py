@@ -106,22 +106,17 @@ class PatchSampler:
         limit = np.maximum(np.asarray(self.labels.shape) - self.patch, 0)
         return tuple(int(v) for v in np.clip(start, 0, limit))  # type: ignore[return-value]
 
-    def covering_boxes(self, voxels: np.ndarray, max_boxes: int, rng: np.random.Generator,
-                       margin: int = 0) -> list[tuple[tuple[int, int, int], np.ndarray]]:
-        """Up to ``max_boxes`` boxes that together cover many of the painted voxels selected by
-        ``voxels`` (a mask over them): each box's start and the indices of the voxels it covers
-        at least ``margin`` voxels inside its faces (where the network sees their context)."""
-        remaining = np.flatnonzero(voxels)
-        coords = self.labels.coords
+    def covering_boxes(self, which: str, max_boxes: int, rng: np.random.Generator) -> list:
+        """Up to ``max_boxes`` box starts that together cover many ``which`` voxels."""
+        mask = self.labels.is_val if which == "val" else ~self.labels.is_val
+        remaining = self.labels.coords[mask]
         limit = np.maximum(np.asarray(self.labels.shape) - self.patch, 0)
         boxes = []
         while len(remaining) and len(boxes) < max_boxes:
-            centre = coords[remaining[rng.integers(len(remaining))]]
+            centre = remaining[rng.integers(len(remaining))]
             start = np.clip(centre - self.patch // 2, 0, limit)
-            lo, hi = start + margin, start + self.patch - margin
-            c = coords[remaining]
-            inside = np.all((c >= np.minimum(lo, centre)) & (c < np.maximum(hi, centre + 1)), axis=1)
-            boxes.append((tuple(int(v) for v in start), remaining[inside]))
+            boxes.append(tuple(int(v) for v in start))
+            inside = np.all((remaining >= start) & (remaining < start + self.patch), axis=1)
             remaining = remaining[~inside]
         return boxes
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..classes import DEFAULT_ONTOLOGY, LI, LIH, UNLABELED, Ontology, count_voxels
+from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology, count_voxels
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
 from .model import Normalisation, SegmentationModel, resolve_device, with_cpu_math
@@ -56,7 +56,6 @@ class TrainConfig:
     patience: int | None = 12
     keep_weight: float = 1.0
     freeze_norm: bool = True
-    fit_lih_offset: bool = True
     preview_z: int | None = None
     preview_every_s: float = 5.0
 
@@ -196,74 +195,6 @@ def keep_loss(logits: torch.Tensor, teacher, x: torch.Tensor, target: torch.Tens
     return (kl * unpainted).sum() / unpainted.sum()
 
 
-#: Painted voxels of Li and of LiH needed before their offset is fitted, and the boxes predicted.
-MIN_PHASE_VOXELS = 20
-MAX_OFFSET_BOXES = 48
-
-
-def fit_lih_offset(model: SegmentationModel, image: np.ndarray, sparse: SparseLabels,
-                   sampler: PatchSampler, rng: np.random.Generator) -> dict | None:
-    """Fit, on the painted Li and LiH voxels, the offset of the LiH logit against Li, and fold
-    it into ``model``'s head (in place); ``None`` when either phase has too few strokes.
-
-    LiH is 1.5 times denser than Li, a contrast below the noise, and where the network puts the
-    line between them depends on dose, thickness and reconstruction: a network trained on other
-    tomograms can call a whole tomogram's LiH Li. The strokes say where the line is in this
-    one. The offset minimises the logistic loss of the LiH-against-Li log-odds, each phase
-    weighted equally; it is the tomogram's threshold, fitted with one number, so it cannot
-    overfit the strokes the way the network can.
-    """
-    import torch
-
-    ids = list(model.ontology.ids)
-    if LI not in ids or LIH not in ids:
-        return None
-    li, lih = ids.index(LI), ids.index(LIH)
-    phase = (sparse.channel == li) | (sparse.channel == lih)
-    if min((sparse.channel == li).sum(), (sparse.channel == lih).sum()) < MIN_PHASE_VOXELS:
-        return None
-    patch = sampler.patch
-    log_odds = np.full(len(sparse.channel), np.nan)
-    network = model.network.eval()
-    with torch.inference_mode():
-        for start, covered in sampler.covering_boxes(phase, MAX_OFFSET_BOXES, rng, margin=patch // 4):
-            x = torch.from_numpy(model.normalisation.apply(read_box(image, start, patch)))
-            logits = network(x[None, None].to(model.device))[0].cpu().numpy()
-            z, y, xx = (sparse.coords[covered] - np.asarray(start)).T
-            log_odds[covered] = logits[lih, z, y, xx] - logits[li, z, y, xx]
-    d_li = log_odds[(sparse.channel == li) & ~np.isnan(log_odds)]
-    d_lih = log_odds[(sparse.channel == lih) & ~np.isnan(log_odds)]
-    if min(len(d_li), len(d_lih)) < MIN_PHASE_VOXELS:
-        return None
-    offset = _balanced_logistic_offset(d_li, d_lih)
-    with torch.no_grad():
-        network.head.bias[lih] += offset
-    return {"LiH_vs_Li": round(offset, 4), "voxels": [len(d_li), len(d_lih)]}
-
-
-def _balanced_logistic_offset(negative: np.ndarray, positive: np.ndarray, bound: float = 6.0) -> float:
-    """The ``b`` minimising mean softplus(negative + b) + mean softplus(-(positive + b)).
-
-    The loss is convex in ``b`` and its derivative increases with ``b``: bisection finds its zero.
-    """
-    def slope(b: float) -> float:
-        return float(np.mean(_sigmoid(negative + b)) - np.mean(_sigmoid(-(positive + b))))
-
-    lo, hi = -bound, bound
-    if slope(lo) >= 0:
-        return lo
-    if slope(hi) <= 0:
-        return hi
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if slope(mid) < 0 else (lo, mid)
-    return 0.5 * (lo + hi)
-
-
-def _sigmoid(v: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * v))
-
-
 def _frozen(network, device: str):
     net = copy.deepcopy(network).to(device).eval()
     for p in net.parameters():
@@ -312,10 +243,10 @@ def _train_steps(
     norm = model.normalisation
     counts = sparse.counts(n_classes, "train")
     class_weights = torch.tensor(_class_weights(counts), dtype=torch.float32, device=device)
-    val_boxes = sampler.covering_boxes(sparse.is_val, config.max_val_patches, rng)
+    val_boxes = sampler.covering_boxes("val", config.max_val_patches, rng)
     val_set = [(norm.apply(read_box(image, b, patch)),
                 pad_target(sparse.dense(b, _clip_size(b, patch, image.shape), "val"), patch))
-               for b, _ in val_boxes]
+               for b in val_boxes]
 
     fine_tuning = init is not None
     teacher = _frozen(init.network, device) if fine_tuning and config.keep_weight else None
@@ -452,11 +383,6 @@ def _train_steps(
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     result_model = _snapshot(model, final_state, summary)
-    if config.fit_lih_offset and not stopped:
-        fitted = fit_lih_offset(result_model, image, sparse, sampler, rng)
-        if fitted is not None:
-            summary["lih_offset"] = fitted
-            result_model.summary = {**result_model.summary, "lih_offset": fitted}
     if checkpoint_path is not None:
         result_model.save(checkpoint_path)
     return TrainResult(result_model, stopped, history, best_dice, summary)
