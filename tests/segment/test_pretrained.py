@@ -16,6 +16,8 @@ from napari_cryoli.segment.pretrain import (
     PretrainConfig,
     draw_spec,
     pretrain,
+    select_checkpoint,
+    step_checkpoint,
 )
 from napari_cryoli.segment.pretrained import pretrained_path, with_classes
 
@@ -89,3 +91,21 @@ def test_pretraining_runs_and_checkpoints(tmp_path):
     assert continued.summary["steps"] == 1 and continued.summary["total_steps"] == 3
     assert continued.summary["earlier"]["steps"] == 2
     assert continued.network.arch == saved.network.arch
+
+
+def test_selection_picks_the_checkpoint_that_segments_the_phantoms(tmp_path):
+    from napari_cryoli.tomo.phantom import PhantomSpec, simulate
+
+    phantom = run_job(simulate(PhantomSpec(shape=(88, 24, 128), aging="7d", seed=5)))
+    model = _model()
+    paths = [step_checkpoint(tmp_path / "run.pt", step) for step in (500, 1000)]
+    assert paths[0].name == "run-step000500.pt"
+    with torch.no_grad():
+        model.network.head.bias[DEFAULT_ONTOLOGY.ids.index(2)] += 5.0  # Li everywhere
+    model.save(paths[0])
+    with torch.no_grad():
+        model.network.head.bias[DEFAULT_ONTOLOGY.ids.index(2)] -= 5.0
+        model.network.head.bias[0] += 5.0  # background everywhere: no Li, LiH or SEI at all
+    model.save(paths[1])
+    best, scores = select_checkpoint(paths, [phantom])
+    assert best == paths[0] and scores[str(paths[0])] > scores[str(paths[1])] == 0.0

@@ -8,9 +8,12 @@ step, reconstruction filter, SEI thickness on Li and on LiH, LiH fraction, strai
 or two dendrites, with or without Cu), with the normalisation and augmentation fine-tuning uses.
 The result ships as package data (see ``pretrained``) and is where ``train`` starts by default.
 
-Reproduce the shipped weights (seeds, time and data are recorded in the checkpoint's summary)::
+Reproduce the shipped weights (two runs; seeds, time and data are recorded in the checkpoint's
+summary, the first run's under ``earlier``)::
 
-    nice -n 5 python -m napari_cryoli.segment.pretrain --hours 3 \\
+    nice -n 5 python -m napari_cryoli.segment.pretrain --hours 1.25 --eval-every 400 --out first.pt
+    nice -n 5 python -m napari_cryoli.segment.pretrain --init first.pt --seed 1 --hours 1.6 \\
+        --lr 1e-3 --warmup 50 --eval-every 500 \\
         --out src/napari_cryoli/segment/weights/phantom_pretrained.pt
 
 Phantom seeds start at ``SEED_BASE`` (training) and ``VALIDATION_SEED_BASE`` (validation), far
@@ -47,6 +50,8 @@ SEED_BASE = 100_000
 VALIDATION_SEED_BASE = 900_000
 #: Seeds of the quality benchmark, which pre-training must never see.
 BENCHMARK_SEEDS = frozenset({1101, 1102, 2101, 2102, 3101, 3102})
+#: Aged phantoms of the simulator's default physics that choose among a run's checkpoints.
+SELECTION_PHANTOMS = (("24h", 1201), ("24h", 1202), ("7d", 2201), ("7d", 2202))
 
 _DEFAULTS = TrainConfig()
 
@@ -75,6 +80,7 @@ class PretrainConfig:
     device: str = "auto"
     init: Path | None = None
     warmup: int = 100
+    keep_checkpoints: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -277,6 +283,8 @@ def pretrain(
                 if checkpoint_path is not None:
                     _summarise(snapshot, config, step, started, sim_s, seeds_used, history, earlier)
                     snapshot.save(checkpoint_path)
+                    if config.keep_checkpoints:
+                        snapshot.save(step_checkpoint(checkpoint_path, step))
             done = int(1000 * min(fraction(), 1.0))
             yield Progress(done, 1000, f"step {step} loss {metrics['loss']:.3f}", metrics)
 
@@ -286,6 +294,45 @@ def pretrain(
         if checkpoint_path is not None:
             result.save(checkpoint_path)
         return result
+
+
+def step_checkpoint(path: str | Path, step: int) -> Path:
+    """Where a run that keeps its checkpoints writes the one of ``step``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-step{step:06d}{path.suffix}")
+
+
+def select_checkpoint(paths: list[Path], phantoms: list[Phantom] | None = None,
+                      ) -> tuple[Path, dict[str, float]]:
+    """The checkpoint with the best mean Dice over Li, LiH and SEI on ``SELECTION_PHANTOMS``
+    (default physics, seeds of neither training nor the benchmark), and every one's score.
+
+    The Li/LiH line a run draws swings from one evaluation to the next on a given physics (the
+    phantoms' Li and LiH differ by less than the noise, and the stream mixes doses, voxel sizes
+    and LiH shares); the run's own three varied validation phantoms are too few to choose.
+    """
+    from ..tomo.phantom import PhantomSpec, simulate
+    from .prediction import PredictConfig, predict
+
+    if phantoms is None:
+        phantoms = [run_job(simulate(PhantomSpec(aging=a, seed=s, shape=(96, 160, 160))))
+                    for a, s in SELECTION_PHANTOMS]
+    scores: dict[str, float] = {}
+    for path in paths:
+        model = SegmentationModel.load(path, device="cpu")
+        per_phantom = []
+        for ph in phantoms:
+            pred = run_job(predict(ph.tomogram, model, PredictConfig(uncertainty=False))).labels
+            per_phantom.append(np.mean([_dice(pred, ph.labels, c.id) for c in model.ontology
+                                        if c.name in ("Li", "LiH", "SEI")]))
+        scores[str(path)] = round(float(np.mean(per_phantom)), 4)
+    best = max(paths, key=lambda p: scores[str(p)])
+    return best, scores
+
+
+def _dice(pred: np.ndarray, truth: np.ndarray, class_id: int) -> float:
+    a, b = pred == class_id, truth == class_id
+    return float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
 
 
 def _model_with(model: SegmentationModel, network) -> SegmentationModel:
@@ -330,15 +377,19 @@ def _dense_scores(model: SegmentationModel, image: np.ndarray, truth: np.ndarray
     pred = run_job(predict(image, model, PredictConfig(uncertainty=False))).labels
     out: dict[str, Any] = {"voxel_size_nm": round(voxel_size_nm, 2), "aging": aging}
     for c in model.ontology:
-        a, b = pred == c.id, truth == c.id
-        if b.any():
-            out[c.name] = round(float(2 * (a & b).sum() / (a.sum() + b.sum())), 3)
+        if (truth == c.id).any():
+            out[c.name] = round(_dice(pred, truth, c.id), 3)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
+    ap.add_argument("--keep-checkpoints", action="store_true",
+                    help="also keep every evaluation's checkpoint (OUT-stepNNNNNN.pt)")
+    ap.add_argument("--select", type=Path, nargs="+", metavar="CHECKPOINT",
+                    help="no training: write the best of these checkpoints on the selection "
+                    "phantoms to --out")
     ap.add_argument("--hours", type=float, default=3.0)
     ap.add_argument("--max-steps", type=int)
     ap.add_argument("--seed", type=int, default=0)
@@ -349,9 +400,20 @@ def main(argv: list[str] | None = None) -> int:
                     "so that the phantoms are new)")
     ap.add_argument("--warmup", type=int, default=100, help="steps of learning-rate warm-up")
     args = ap.parse_args(argv)
+    if args.select:
+        with cpu_math():
+            best, scores = select_checkpoint(args.select)
+        model = SegmentationModel.load(best, device="cpu")
+        model.summary = {**model.summary, "selection": {
+            "phantoms": [list(p) for p in SELECTION_PHANTOMS], "chosen": best.name,
+            "mean_dice_Li_LiH_SEI": {Path(k).name: v for k, v in scores.items()}}}
+        model.save(args.out)
+        print(json.dumps(model.summary["selection"]))
+        return 0
     config = PretrainConfig(hours=args.hours, max_steps=args.max_steps, seed=args.seed,
                             eval_every=args.eval_every, lr=args.lr, device=args.device,
-                            init=args.init, warmup=args.warmup)
+                            init=args.init, warmup=args.warmup,
+                            keep_checkpoints=args.keep_checkpoints)
 
     def log(p: Progress) -> None:
         if "validation" in p.metrics or p.metrics.get("step", 0) % 50 == 0:
