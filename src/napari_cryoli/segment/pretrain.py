@@ -8,12 +8,13 @@ step, reconstruction filter, SEI thickness on Li and on LiH, LiH fraction, strai
 or two dendrites, with or without Cu), with the normalisation and augmentation fine-tuning uses.
 The result ships as package data (see ``pretrained``) and is where ``train`` starts by default.
 
-Reproduce the shipped weights (two runs; seeds, time and data are recorded in the checkpoint's
-summary, the first run's under ``earlier``)::
+Reproduce the shipped weights (two runs, then a choice among their checkpoints; seeds, time,
+data and the choice are recorded in the checkpoint's summary, the first run's under ``earlier``)::
 
     nice -n 5 python -m napari_cryoli.segment.pretrain --hours 1.25 --eval-every 400 --out first.pt
     nice -n 5 python -m napari_cryoli.segment.pretrain --init first.pt --seed 1 --hours 1.6 \\
-        --lr 1e-3 --warmup 50 --eval-every 500 \\
+        --lr 1e-3 --warmup 50 --eval-every 500 --keep-checkpoints --out continued.pt
+    python -m napari_cryoli.segment.pretrain --select first.pt continued-step*.pt \\
         --out src/napari_cryoli/segment/weights/phantom_pretrained.pt
 
 Phantom seeds start at ``SEED_BASE`` (training) and ``VALIDATION_SEED_BASE`` (validation), far

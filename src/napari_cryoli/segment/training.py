@@ -266,7 +266,6 @@ def _train_steps(
     history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_dice": [],
                                 "val_mean": []}
     best_mean, best_dice, best_step, best_state = -1.0, {}, 0, None
-    best_nll = np.inf
     evals_since_best = 0
     stopped = early_stopped = False
     step = 0
@@ -287,7 +286,7 @@ def _train_steps(
 
     if init is not None and len(val_set) and len(set(sparse.channel[sparse.is_val])) >= 2:
         # The starting model is the one to beat: fine-tuning never returns a worse one.
-        val_dice, best_nll = _validate(evaluated().network, val_set, ontology, device)
+        val_dice = _validate(evaluated().network, val_set, ontology, device)
         train_mode()
         best_mean = float(np.mean(list(val_dice.values())))
         best_dice, best_state = val_dice, _state_copy(evaluated().network)
@@ -323,19 +322,16 @@ def _train_steps(
 
         val_dice: dict[str, float] = {}
         if val_set and (step % config.eval_every == 0):
-            val_dice, nll = _validate(evaluated().network, val_set, ontology, device)
+            val_dice = _validate(evaluated().network, val_set, ontology, device)
             train_mode()
             mean = float(np.mean(list(val_dice.values()))) if val_dice else 0.0
             history["val_step"].append(step)
             history["val_dice"].append(val_dice)
             history["val_mean"].append(mean)
             # A split that covers one class only (rare classes are never held out) cannot rank
-            # models: the latest one is kept instead. Equal Dice (it saturates at 1 when the
-            # start already predicts the held-out strokes) is decided by the cross-entropy.
-            better = mean > best_mean + 1e-6 or (mean > best_mean - 1e-6 and nll < best_nll)
-            if better or len(val_dice) < 2:
+            # models: the latest one is kept instead.
+            if mean > best_mean or len(val_dice) < 2:
                 best_mean, best_dice, best_step, evals_since_best = mean, val_dice, step, 0
-                best_nll = nll
                 best_state = _state_copy(evaluated().network)
                 if checkpoint_path is not None:
                     _snapshot(model, best_state, summary=None).save(checkpoint_path)
@@ -445,30 +441,23 @@ def _learning_rate(base: float, step: int, fraction: float, warmup: int = 20) ->
     return base * ramp * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(fraction, 1.0))))
 
 
-def _validate(network, val_set, ontology: Ontology, device: str) -> tuple[dict[str, float], float]:
-    """Dice per painted class over the held-out voxels (unpainted voxels do not count), and
-    their mean cross-entropy, which still ranks models once the Dice saturates."""
+def _validate(network, val_set, ontology: Ontology, device: str) -> dict[str, float]:
+    """Dice per painted class over the held-out voxels (unpainted voxels do not count)."""
     import torch
 
     n = len(ontology)
     inter, pred_n, true_n = np.zeros(n), np.zeros(n), np.zeros(n)
-    nll, voxels = 0.0, 0
     network.eval()
     with torch.inference_mode():
         for x, t in val_set:
-            logp = torch.log_softmax(network(torch.from_numpy(x)[None, None].to(device)), 1)[0]
-            logp = logp.cpu().numpy()
-            pred = logp.argmax(0)
+            pred = network(torch.from_numpy(x)[None, None].to(device)).argmax(1)[0].cpu().numpy()
             m = t != IGNORE
             p, g = pred[m], t[m]
             inter += np.bincount(g[p == g], minlength=n)
             pred_n += np.bincount(p, minlength=n)
             true_n += np.bincount(g, minlength=n)
-            nll -= float(np.take_along_axis(logp[:, m], g[None], 0).sum())
-            voxels += int(m.sum())
-    dice = {ontology.classes[c].name: float(2 * inter[c] / (pred_n[c] + true_n[c]))
+    return {ontology.classes[c].name: float(2 * inter[c] / (pred_n[c] + true_n[c]))
             for c in range(n) if true_n[c] > 0}
-    return dice, nll / max(voxels, 1)
 
 
 def _update_ema(ema_net, net, decay: float) -> None:
