@@ -204,9 +204,8 @@ def pretrain(
             model = SegmentationModel.load(config.init, device=device)
             if model.ontology.ids != ontology.ids:
                 raise InputError(f"{config.init} was not trained for the default classes")
-            earlier = {k: model.summary.get(k) for k in
-                       ("steps", "total_steps", "seconds", "phantoms", "phantom_seeds",
-                                 "command", "earlier")}
+            earlier = {k: model.summary.get(k) for k in ("steps", "total_steps", "seconds",
+                       "phantoms", "phantom_seeds", "command", "earlier")}
         net = model.network.train()
         ema_net = copy.deepcopy(net).eval()
         opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
