@@ -109,3 +109,13 @@ def test_selection_picks_the_checkpoint_that_segments_the_phantoms(tmp_path):
     model.save(paths[1])
     best, scores = select_checkpoint(paths, [phantom])
     assert best == paths[0] and scores[str(paths[0])] > scores[str(paths[1])] == 0.0
+
+
+def test_pretrain_command_reports_a_missing_checkpoint_in_one_line(tmp_path, capsys):
+    from napari_cryoli.segment.pretrain import main
+
+    missing = tmp_path / "nope.pt"
+    assert main(["--select", str(missing), "--out", str(tmp_path / "o.pt")]) == 2
+    assert main(["--init", str(missing), "--max-steps", "1", "--out", str(tmp_path / "o.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"pretrain: model file {missing} does not exist"] * 2

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..classes import DEFAULT_ONTOLOGY
-from ..errors import InputError
+from ..errors import CryoliError, InputError
 from ..jobs import Job, Progress, run_job, stop_requested
 from .model import Normalisation, SegmentationModel, cpu_math, resolve_device
 from .sampling import augment, read_box
@@ -314,12 +314,12 @@ def select_checkpoint(paths: list[Path], phantoms: list[Phantom] | None = None,
     from ..tomo.phantom import PhantomSpec, simulate
     from .prediction import PredictConfig, predict
 
+    models = [SegmentationModel.load(path, device="cpu") for path in paths]  # fail before work
     if phantoms is None:
         phantoms = [run_job(simulate(PhantomSpec(aging=a, seed=s, shape=(96, 160, 160))))
                     for a, s in SELECTION_PHANTOMS]
     scores: dict[str, float] = {}
-    for path in paths:
-        model = SegmentationModel.load(path, device="cpu")
+    for path, model in zip(paths, models):
         per_phantom = []
         for ph in phantoms:
             pred = run_job(predict(ph.tomogram, model, PredictConfig(uncertainty=False))).labels
@@ -383,6 +383,14 @@ def _dense_scores(model: SegmentationModel, image: np.ndarray, truth: np.ndarray
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except CryoliError as e:  # a missing or damaged checkpoint: one line, not a traceback
+        print(f"pretrain: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="checkpoint to write (.pt)")
     ap.add_argument("--keep-checkpoints", action="store_true",
