@@ -13,8 +13,12 @@ from napari_cryoli.classes import BACKGROUND, CU, LI, LIH, SEI
 from napari_cryoli.errors import InputError
 from napari_cryoli.jobs import run_job
 from napari_cryoli.segment import PredictConfig, SegmentationModel, TrainConfig, predict, train
-from napari_cryoli.segment.sampling import IGNORE, augment
-from napari_cryoli.segment.training import keep_loss, sparse_loss
+from napari_cryoli.segment.sampling import (
+    ACROSS_TOMOGRAMS, IGNORE, WITHIN_TOMOGRAM, Jitter, augment,
+)
+from napari_cryoli.segment.training import (
+    LR_FINE_TUNING, LR_FROM_SCRATCH, keep_loss, sparse_loss,
+)
 
 from .synthetic import rod_volume, sparse_strokes
 
@@ -84,6 +88,24 @@ def test_augmentation_keeps_z_along_z_and_labels_with_image():
         # The image moved with the labels: brightness is monotone in the label everywhere.
         order = np.argsort(lab[:, 0, 0])
         assert np.all(np.diff(img[order].mean(axis=(1, 2))) > 0)
+
+
+@pytest.mark.parametrize("jitter", [WITHIN_TOMOGRAM, ACROSS_TOMOGRAMS])
+def test_intensity_jitter_stays_in_its_ranges(jitter: Jitter):
+    rng = np.random.default_rng(2)
+    flat = np.full((16, 16, 16), -0.4, np.float32)  # a Li grey level, normalised
+    means = [augment(flat, np.zeros(flat.shape, np.int64), rng, jitter)[0].mean()
+             for _ in range(200)]
+    low = -0.4 * np.exp(jitter.log_gain) - jitter.offset
+    high = -0.4 * np.exp(-jitter.log_gain) + jitter.offset
+    assert low - 0.01 <= min(means) and max(means) <= high + 0.01
+    assert max(means) - min(means) > 0.5 * (high - low)  # and it does vary
+
+
+def test_training_on_one_tomogram_jitters_less_than_li_and_lih_differ():
+    # Normalised Li and LiH grey levels differ by ~0.12 in the simulator (docs/segmentation.md).
+    assert WITHIN_TOMOGRAM.offset + 0.4 * (np.exp(WITHIN_TOMOGRAM.log_gain) - 1) < 0.12 / 2
+    assert TrainConfig().jitter == WITHIN_TOMOGRAM
 
 
 def test_training_is_deterministic_for_a_seed():
@@ -157,6 +179,7 @@ def test_fine_tuning_keeps_the_starting_normalisation_statistics():
     stats = [(a, b) for a, b in zip(start.network.buffers(), tuned.network.buffers())
              if a.dtype.is_floating_point]
     assert stats and all(torch.equal(a, b) for a, b in stats)
+    assert tuned.summary["lr"] == LR_FINE_TUNING and start.summary["lr"] == LR_FROM_SCRATCH
     loose = run_job(train(image, labels, replace(no_val, freeze_norm=False), init=start))
     assert not all(torch.equal(a, b) for a, b in zip(start.network.buffers(),
                                                      loose.model.network.buffers())

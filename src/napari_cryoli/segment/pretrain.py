@@ -40,7 +40,7 @@ from ..classes import DEFAULT_ONTOLOGY
 from ..errors import CryoliError, InputError
 from ..jobs import Job, Progress, run_job, stop_requested
 from .model import Normalisation, SegmentationModel, cpu_math, resolve_device
-from .sampling import augment, read_box
+from .sampling import ACROSS_TOMOGRAMS, augment, read_box
 from .training import TrainConfig, _learning_rate, _state_copy, _update_ema, sparse_loss
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def _patch(sample: _Sample, patch: int, random_fraction: float, rng: np.random.G
     t = sample.target[tuple(slice(s, s + patch) for s in start)]
     if t.shape != (patch,) * 3:  # a volume thinner than a patch: edge-padded image, labels too
         t = np.pad(t, [(0, patch - n) for n in t.shape], mode="edge")
-    return augment(x, t, rng)
+    return augment(x, t, rng, ACROSS_TOMOGRAMS)
 
 
 def pretrain(

@@ -135,14 +135,33 @@ def pad_target(target: np.ndarray, size: int) -> np.ndarray:
     return np.pad(target, [(0, size - n) for n in target.shape], constant_values=IGNORE)
 
 
+@dataclass(frozen=True)
+class Jitter:
+    """Ranges of the intensity augmentation, in normalised grey levels: the log of the gain is
+    drawn from ``±log_gain``, the offset from ``±offset``, and the noise s.d. from ``[0, noise]``."""
+
+    log_gain: float
+    offset: float
+    noise: float
+
+
+#: Pre-training on phantoms of varied physics: grey levels differ between tomograms.
+ACROSS_TOMOGRAMS = Jitter(0.3, 0.2, 0.1)
+#: Training on one tomogram's strokes. Li and LiH differ by ~0.12 normalised units, so the
+#: jitter above would relabel one as the other from batch to batch; each tomogram is already
+#: normalised by its own statistics.
+WITHIN_TOMOGRAM = Jitter(0.05, 0.03, 0.05)
+
+
 def augment(
-    image: np.ndarray, target: np.ndarray, rng: np.random.Generator
+    image: np.ndarray, target: np.ndarray, rng: np.random.Generator,
+    jitter: Jitter = ACROSS_TOMOGRAMS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random geometry that respects the missing wedge, and random contrast and noise.
 
     Flips of any axis and quarter turns in the x-y plane keep the wedge along z; rotating z into
     x or y would show the network blur it never sees in real tomograms. Contrast, offset and noise
-    vary because grey levels differ between tomograms (transfer rests on not trusting them).
+    vary within ``jitter`` because grey levels differ between tomograms.
     """
     for axis in range(3):
         if rng.random() < 0.5:
@@ -150,9 +169,9 @@ def augment(
     k = int(rng.integers(4))
     if k:
         image, target = np.rot90(image, k, axes=(1, 2)), np.rot90(target, k, axes=(1, 2))
-    gain = np.exp(rng.uniform(-0.3, 0.3))
-    offset = rng.uniform(-0.2, 0.2)
-    noise = rng.uniform(0.0, 0.1)
+    gain = np.exp(rng.uniform(-jitter.log_gain, jitter.log_gain))
+    offset = rng.uniform(-jitter.offset, jitter.offset)
+    noise = rng.uniform(0.0, jitter.noise)
     image = image * np.float32(gain) + np.float32(offset)
     if noise:
         image = image + rng.normal(0.0, noise, image.shape).astype(np.float32)

@@ -23,10 +23,18 @@ from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
 from .model import Normalisation, SegmentationModel, resolve_device, with_cpu_math
 from .prediction import check_volume
-from .sampling import IGNORE, PatchSampler, SparseLabels, augment, pad_target, read_box
+from .sampling import (
+    IGNORE, WITHIN_TOMOGRAM, Jitter, PatchSampler, SparseLabels, augment, pad_target, read_box,
+)
 
 if TYPE_CHECKING:
     import torch
+
+
+#: Peak learning rates. Fine-tuning at the higher one swung the Li/LiH boundary of the
+#: pre-trained model from one evaluation to the next (docs/segmentation.md).
+LR_FROM_SCRATCH = 5e-3
+LR_FINE_TUNING = 1e-3
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class TrainConfig:
 
     The run ends at ``minutes`` or ``max_steps`` (whichever comes first; at least one must be
     set), when validation has not improved for ``patience`` evaluations, or when stopped.
+    ``lr`` None is ``LR_FROM_SCRATCH`` or, with a starting model, ``LR_FINE_TUNING``.
     """
 
     base_channels: int = 8
@@ -44,7 +53,7 @@ class TrainConfig:
     batch_size: int = 2
     minutes: float | None = 5.0
     max_steps: int | None = None
-    lr: float = 5e-3
+    lr: float | None = None
     weight_decay: float = 1e-4
     dice_weight: float = 1.0
     ema: float | None = 0.99
@@ -56,6 +65,7 @@ class TrainConfig:
     patience: int | None = 12
     keep_weight: float = 1.0
     freeze_norm: bool = True
+    jitter: Jitter = WITHIN_TOMOGRAM
     preview_z: int | None = None
     preview_every_s: float = 5.0
 
@@ -70,6 +80,8 @@ class TrainConfig:
             raise InputError("the network depth must be 1 to 6 levels and its width at least 1 channel")
         if self.batch_size < 1 or self.patch_size < 8:
             raise InputError("batch size must be at least 1 and patches at least 8 voxels wide")
+        if self.lr is not None and not self.lr > 0:
+            raise InputError(f"the learning rate must be positive, not {self.lr}")
         if not 0 <= self.val_fraction < 0.5:
             raise InputError(f"the validation fraction must be in [0, 0.5), not {self.val_fraction}")
 
@@ -262,7 +274,8 @@ def _train_steps(
     train_mode()
     ema_net = copy.deepcopy(net).eval() if config.ema else None
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    lr = config.lr or (LR_FINE_TUNING if fine_tuning else LR_FROM_SCRATCH)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
     history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_dice": [],
                                 "val_mean": []}
     best_mean, best_dice, best_step, best_state = -1.0, {}, 0, None
@@ -303,8 +316,8 @@ def _train_steps(
         if frac >= 1.0:
             break
         for group in opt.param_groups:
-            group["lr"] = _learning_rate(config.lr, step, frac)
-        x, t = _batch(image, sparse, sampler, norm, patch, config.batch_size, rng)
+            group["lr"] = _learning_rate(lr, step, frac)
+        x, t = _batch(image, sparse, sampler, norm, patch, config.batch_size, config.jitter, rng)
         x, t = torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)
         logits = net(x)
         loss = sparse_loss(logits, t, class_weights, config.dice_weight)
@@ -375,6 +388,7 @@ def _train_steps(
         "painted_voxels": {ontology.name_of(k): int(v) for k, v in sorted(painted.items())},
         "validation_voxels": int(sparse.is_val.sum()),
         "device": device,
+        "lr": lr,
         "config": {k: v for k, v in asdict(config).items() if k not in ("preview_z",)},
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
@@ -405,13 +419,13 @@ def preview_section(
     return out
 
 
-def _batch(image, sparse, sampler, norm, patch, batch_size, rng):
+def _batch(image, sparse, sampler, norm, patch, batch_size, jitter, rng):
     xs, ts = [], []
     for _ in range(batch_size):
         start = sampler.box(rng)
         x = norm.apply(read_box(image, start, patch))
         t = pad_target(sparse.dense(start, _clip_size(start, patch, image.shape), "train"), patch)
-        x, t = augment(x, t, rng)
+        x, t = augment(x, t, rng, jitter)
         xs.append(x)
         ts.append(t)
     return np.stack(xs)[:, None], np.stack(ts)
