@@ -211,6 +211,8 @@ def main() -> None:
                     "(default: TrainConfig's)")
     ap.add_argument("--freeze-norm", action=argparse.BooleanOptionalAction,
                     help="keep the starting model's batch-norm statistics while fine-tuning")
+    ap.add_argument("--seed-shift", type=int, default=0,
+                    help="add this to both phantom seeds of each preset (other unseen phantoms)")
     ap.add_argument("--start", choices=("pretrained", "scratch"), default="pretrained",
                     help="fine-tune the shipped pre-trained model (train's default) or start "
                     "from random weights")
@@ -221,7 +223,8 @@ def main() -> None:
         config = {k: v for k, v in (("lr", args.lr), ("max_steps", args.max_steps),
                                     ("keep_weight", args.keep_weight),
                                     ("freeze_norm", args.freeze_norm)) if v is not None}
-        r = run(aging, *seeds[aging], args.minutes, tuple(args.shape), args.start, **config)
+        train_seed, test_seed = (s + args.seed_shift for s in seeds[aging])
+        r = run(aging, train_seed, test_seed, args.minutes, tuple(args.shape), args.start, **config)
         print(json.dumps(r), flush=True)
         results.append(r)
     if args.out:

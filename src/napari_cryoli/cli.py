@@ -109,9 +109,10 @@ def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
     outputs = PredictOutputs(labels=args.out, probabilities=args.probabilities,
                              uncertainty=args.uncertainty, voxel_size_nm=image.voxel_size_nm,
                              origin_nm=image.origin_nm)
+    pooling = {} if args.phase_sigma is None else {"phase_sigma": args.phase_sigma}
     config = PredictConfig(tile=args.tile, tta=args.tta, device=args.device,
                            uncertainty=args.uncertainty is not None,
-                           probabilities=args.probabilities is not None)
+                           probabilities=args.probabilities is not None, **pooling)
     result = drive(predict(image.data, model, config, outputs=outputs, stop=stop), "predict")
     if result.stopped:
         print("napari-cryoli predict: stopped, nothing written", file=sys.stderr)
@@ -296,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     p.add_argument("--tile", type=int, help="tile side in voxels (default: the training patch)")
+    p.add_argument("--phase-sigma", type=float,
+                   help="Gaussian (voxels) over which Li-vs-LiH evidence is pooled before "
+                   "labelling (default 3; 0: each voxel on its own evidence)")
 
     p = command("measure", _cmd_measure, "Measure SEI thickness, LiH fraction, Cu, dendrites.")
     p.add_argument("segmentation", type=Path)

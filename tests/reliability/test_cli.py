@@ -129,6 +129,11 @@ BAD_OPTIONS = {
         ["predict", "{tomogram}", "--model", "{model}", "--out", "{out}/s.mrc", "--tile", "4"],
         "too small",
     ),
+    "predict phase sigma": (
+        ["predict", "{tomogram}", "--model", "{model}", "--out", "{out}/s.mrc",
+         "--phase-sigma", "-1"],
+        "phase pooling sigma must be 0 or more",
+    ),
     "train minutes": (
         ["train", "{tomogram}", "{labels}", "--out", "{out}/m.pt", "--minutes", "0"],
         "time budget must be positive",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_cryoli.errors import InputError
 from napari_cryoli.io import read_mrc, write_mrc
 from napari_cryoli.jobs import run_job
 from napari_cryoli.segment import (
@@ -17,7 +18,7 @@ from napari_cryoli.segment import (
     SegmentationModel,
     predict,
 )
-from napari_cryoli.segment.prediction import TileGrid, release_pages
+from napari_cryoli.segment.prediction import TileGrid, pool_phases, release_pages
 
 LOGITS = torch.tensor([0.0, 1.0, 2.0, 3.0, 0.5])
 
@@ -77,9 +78,59 @@ def test_tiled_prediction_agrees_with_the_network_on_the_whole_volume():
     model = random_model()
     with torch.no_grad():
         whole = model.network(torch.from_numpy(image)[None, None])[0].argmax(0).numpy()
-    tiled = run_job(predict(image, model, PredictConfig(tile=32, overlap=0.5))).labels
+    raw = PredictConfig(tile=32, overlap=0.5, phase_sigma=0.0)
+    tiled = run_job(predict(image, model, raw)).labels
     agree = (model.class_ids[whole] == tiled).mean()
     assert agree > 0.97
+
+
+def _two_grains(seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    """Probabilities (1, 5, z, y, x) of a block whose left half is LiH and right half Li, each
+    voxel's own evidence weak and noisy (log-odds 0.4 ± 1), framed by background."""
+    rng = np.random.default_rng(seed)
+    shape = (16, 32, 32)
+    truth = np.zeros(shape, np.int64)
+    truth[2:-2, 2:-2, 2:16], truth[2:-2, 2:-2, 16:-2] = 2, 1  # channels: LiH 2, Li 1
+    log_odds = np.where(truth == 2, 0.4, -0.4) + rng.normal(0, 1, shape)
+    p = np.zeros((5, *shape), np.float32)
+    metal = truth > 0
+    p[2] = np.where(metal, 0.9 / (1 + np.exp(-log_odds)), 0.0)
+    p[1] = np.where(metal, 0.9 - p[2], 0.0)
+    p[0] = np.where(metal, 0.1, 1.0)
+    return torch.from_numpy(p)[None], truth
+
+
+def test_pooling_phases_keeps_their_sum_and_the_other_classes():
+    p, _ = _two_grains()
+    pooled = pool_phases(p, (1, 2), 2.0)
+    torch.testing.assert_close(pooled[:, 1] + pooled[:, 2], p[:, 1] + p[:, 2])
+    torch.testing.assert_close(pooled[:, [0, 3, 4]], p[:, [0, 3, 4]])
+    assert torch.equal(pool_phases(p, (1, 2), 2.0), pooled)
+
+
+def test_pooling_phases_labels_each_grain_by_its_pooled_evidence():
+    p, truth = _two_grains()
+    metal = truth > 0
+    own = p[0].argmax(0).numpy()
+    pooled = pool_phases(p, (1, 2), 2.0)[0].argmax(0).numpy()
+    assert (own[metal] == truth[metal]).mean() < 0.7  # each voxel alone: barely better than chance
+    assert (pooled[metal] == truth[metal]).mean() > 0.9
+    assert np.all(pooled[~metal] == 0)  # the background neither dilutes nor joins the grains
+
+
+def test_prediction_pools_phases_unless_told_not_to():
+    image = np.random.default_rng(3).normal(size=(16, 32, 32)).astype(np.float32)
+    model = random_model()
+    on = run_job(predict(image, model, PredictConfig(tile=16, probabilities=True)))
+    off = run_job(predict(image, model, PredictConfig(tile=16, probabilities=True,
+                                                      phase_sigma=0.0)))
+    li, lih = model.class_ids.tolist().index(2), model.class_ids.tolist().index(3)
+    on_sum = on.probabilities[li].astype(np.float32) + on.probabilities[lih]
+    off_sum = off.probabilities[li].astype(np.float32) + off.probabilities[lih]
+    np.testing.assert_allclose(on_sum, off_sum, atol=3e-3)
+    assert not np.allclose(on.probabilities[lih], off.probabilities[lih], atol=3e-3)
+    with pytest.raises(InputError):
+        PredictConfig(phase_sigma=-1.0)
 
 
 def test_grid_covers_volume_and_weights_sum_positive():

@@ -140,6 +140,11 @@ def test_short_training_beats_chance():
     cfg = TrainConfig(base_channels=8, depth=2, patch_size=32, batch_size=2, minutes=None,
                       max_steps=80, eval_every=20, lr=1e-2, device="cpu", seed=1)
     result = run_job(train(image, labels, cfg))
+    # The returned model is the latest of those with the best held-out Dice (ties go later).
+    h = result.history
+    best = max(h["val_mean"])
+    assert result.summary["best_step"] == max(
+        s for s, v in zip(h["val_step"], h["val_mean"]) if v == best)
     pred = run_job(predict(image, result.model, PredictConfig(tile=32, device="cpu"))).labels
     # On a new noise realisation of the same scene: learned structure, not memorised noise.
     other, other_truth = rod_volume((32, 48, 48), seed=4)

@@ -76,15 +76,15 @@ class GaussianSmoothing(nn.Module):
             self._matrices[key] = m.to(device=like.device, dtype=like.dtype)
         return self._matrices[key]
 
+    def blur(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """``x`` (batch, channels, z, y, x) blurred by a Gaussian of ``sigma`` voxels."""
+        for axis in (2, 3, 4):
+            m = self.matrix(sigma, x.shape[axis], x)
+            x = torch.matmul(x.movedim(axis, -1), m.T).movedim(-1, axis)
+        return x.contiguous()  # movedim leaves strides that slow the convolutions
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = [x]
-        for sigma in self.sigmas:
-            y = x
-            for axis in (2, 3, 4):
-                m = self.matrix(sigma, x.shape[axis], x)
-                y = torch.matmul(y.movedim(axis, -1), m.T).movedim(-1, axis)
-            out.append(y.contiguous())  # movedim leaves strides that slow the convolutions
-        return torch.cat(out, dim=1)
+        return torch.cat([x, *(self.blur(x, sigma) for sigma in self.sigmas)], dim=1)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:

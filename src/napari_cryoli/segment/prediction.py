@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 Precision = Literal["auto", "fp32", "bf16"]
 
 
+#: Li and LiH grains are single crystals many voxels across whose grey levels differ by about
+#: the noise: pooling their evidence over this Gaussian (voxels) raised LiH Dice by ~0.02 and
+#: brought the LiH fraction closer to the truth on both phantom presets (docs/segmentation.md).
+PHASE_SIGMA = 3.0
+
+
 @dataclass(frozen=True)
 class PredictConfig:
     """How to run the network over a volume.
@@ -36,6 +42,8 @@ class PredictConfig:
     ``tile`` None uses the model's training patch size; ``overlap`` is the fraction of a tile
     shared with its neighbour. ``precision`` "auto" is bf16 autocast on a GPU and on CPUs with
     native bf16 (AVX-512 BF16/AMX), fp32 elsewhere (bf16 is emulated, and very slow, on AVX2).
+    ``phase_sigma`` is the Gaussian (voxels) over which the evidence for Li against LiH is pooled
+    before each voxel is labelled (``pool_phases``); 0 labels each voxel on its own evidence.
     """
 
     tile: int | None = None
@@ -46,12 +54,15 @@ class PredictConfig:
     precision: Precision = "auto"
     probabilities: bool = False
     uncertainty: bool = True
+    phase_sigma: float = PHASE_SIGMA
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < 1:
             raise InputError(f"tile overlap must be in [0, 1), not {self.overlap}")
         if self.batch_size < 1:
             raise InputError("batch size must be at least 1")
+        if not self.phase_sigma >= 0:
+            raise InputError(f"the phase pooling sigma must be 0 or more, not {self.phase_sigma}")
         if self.tile is not None and self.tile < 8:
             raise InputError(f"a tile of {self.tile} voxels is too small; use 32 or more")
 
@@ -158,7 +169,7 @@ def _predict_tiles(
         prob_paths = out.probability_paths(names) if out.probabilities else [None] * len(names)
         probs = [files.array(p, image.shape, np.float16) for p in prob_paths] if want_prob else None
         unc = files.array(out.uncertainty, image.shape, np.float32) if want_unc else None
-        runner = TileRunner(model, config.precision, config.tta, device)
+        runner = TileRunner(model, config.precision, config.tta, device, config.phase_sigma)
         done = 0
         for n_tiles, finished in sliding_window(image, grid, runner, norm.apply, len(names),
                                                 config.batch_size):
@@ -287,10 +298,16 @@ class TileGrid:
 class TileRunner:
     """The network applied to a batch of normalised tiles: class probabilities, no gradients."""
 
-    def __init__(self, model: SegmentationModel, precision: Precision, tta: bool, device: str) -> None:
+    def __init__(self, model: SegmentationModel, precision: Precision, tta: bool, device: str,
+                 phase_sigma: float = PHASE_SIGMA) -> None:
         import torch
 
+        from ..classes import LI, LIH
+
         self.network = model.network.eval()
+        ids = list(map(int, model.class_ids))
+        self.phases = (ids.index(LI), ids.index(LIH)) if LI in ids and LIH in ids else None
+        self.phase_sigma = phase_sigma
         self.device = torch.device(device)
         self.bf16 = precision == "bf16" or (precision == "auto" and native_bf16(self.device))
         self.flips: list[tuple[int, ...]] = [()] + ([(2,), (3,), (4,)] if tta else [])
@@ -313,7 +330,32 @@ class TileRunner:
                 p = torch.softmax(self.network(xi).float(), dim=1)
                 p = torch.flip(p, dims) if dims else p
                 total = p if total is None else total + p
-        return (total / len(self.flips)).cpu().numpy()
+            p = total / len(self.flips)
+            if self.phases is not None and self.phase_sigma > 0:
+                p = pool_phases(p, self.phases, self.phase_sigma)
+        return p.cpu().numpy()
+
+
+def pool_phases(p: torch.Tensor, pair: tuple[int, int], sigma: float) -> torch.Tensor:
+    """Class probabilities (batch, classes, z, y, x) with the evidence between two phases pooled.
+
+    The log-odds of ``pair[1]`` over ``pair[0]`` are averaged over a Gaussian of ``sigma`` voxels,
+    weighted by each voxel's probability of being either phase, so that other classes and the
+    tile's edges do not dilute them. Each voxel keeps its probability of being one of the two.
+    """
+    import torch
+
+    from .network import GaussianSmoothing
+
+    a, b = pair
+    either = p[:, a : a + 1] + p[:, b : b + 1]
+    log_odds = torch.log(p[:, b : b + 1].clamp_min(1e-6)) - torch.log(p[:, a : a + 1].clamp_min(1e-6))
+    smooth = GaussianSmoothing((sigma,))
+    pooled = smooth.blur(either * log_odds, sigma) / smooth.blur(either, sigma).clamp_min(1e-6)
+    out = p.clone()
+    out[:, b : b + 1] = either * torch.sigmoid(pooled)
+    out[:, a : a + 1] = either - out[:, b : b + 1]
+    return out
 
 
 def native_bf16(device: torch.device) -> bool:

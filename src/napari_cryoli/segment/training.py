@@ -342,16 +342,17 @@ def _train_steps(
             history["val_dice"].append(val_dice)
             history["val_mean"].append(mean)
             # A split that covers one class only (rare classes are never held out) cannot rank
-            # models: the latest one is kept instead.
-            if mean > best_mean or len(val_dice) < 2:
-                best_mean, best_dice, best_step, evals_since_best = mean, val_dice, step, 0
+            # models: the latest one is kept instead. A tie also goes to the later model: held-out
+            # strokes often saturate at Dice 1.0, and the later model has been averaged longer.
+            improved = mean > best_mean or len(val_dice) < 2
+            evals_since_best = 0 if improved else evals_since_best + 1
+            if improved or mean == best_mean:
+                best_mean, best_dice, best_step = mean, val_dice, step
                 best_state = _state_copy(evaluated().network)
                 if checkpoint_path is not None:
                     _snapshot(model, best_state, summary=None).save(checkpoint_path)
-            else:
-                evals_since_best += 1
-                if config.patience is not None and evals_since_best >= config.patience:
-                    early_stopped = True
+            if config.patience is not None and evals_since_best >= config.patience:
+                early_stopped = True
 
         preview = None
         now = time.perf_counter()
