@@ -14,10 +14,17 @@ from napari_cryoli.errors import InputError
 from napari_cryoli.jobs import run_job
 from napari_cryoli.segment import PredictConfig, SegmentationModel, TrainConfig, predict, train
 from napari_cryoli.segment.sampling import (
-    ACROSS_TOMOGRAMS, IGNORE, WITHIN_TOMOGRAM, Jitter, augment,
+    ACROSS_TOMOGRAMS,
+    IGNORE,
+    WITHIN_TOMOGRAM,
+    Jitter,
+    augment,
 )
 from napari_cryoli.segment.training import (
-    LR_FINE_TUNING, LR_FROM_SCRATCH, keep_loss, sparse_loss,
+    LR_FINE_TUNING,
+    LR_FROM_SCRATCH,
+    keep_loss,
+    sparse_loss,
 )
 
 from .synthetic import rod_volume, sparse_strokes

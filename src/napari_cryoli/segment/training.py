@@ -24,7 +24,14 @@ from ..jobs import Job, Progress, stop_requested
 from .model import Normalisation, SegmentationModel, resolve_device, with_cpu_math
 from .prediction import check_volume
 from .sampling import (
-    IGNORE, WITHIN_TOMOGRAM, Jitter, PatchSampler, SparseLabels, augment, pad_target, read_box,
+    IGNORE,
+    WITHIN_TOMOGRAM,
+    Jitter,
+    PatchSampler,
+    SparseLabels,
+    augment,
+    pad_target,
+    read_box,
 )
 
 if TYPE_CHECKING:
