@@ -182,6 +182,16 @@ def test_keep_loss_counts_only_unpainted_voxels_and_vanishes_at_the_start():
     assert float(keep_loss(moved, teacher, x, target)) > 0.01
 
 
+def test_fine_tuning_scores_the_start_but_returns_a_trained_model():
+    image, truth = rod_volume((32, 48, 48), seed=3)
+    labels = np.zeros_like(truth)
+    labels[6::6] = truth[6::6]  # whole sections: enough of several classes to hold some out
+    start = run_job(train(image, labels, TINY)).model
+    tuned = run_job(train(image, labels, replace(TINY, patience=None), init=start))
+    assert tuned.history["val_step"] == [0, 2, 4] and len(tuned.history["val_dice"][0]) >= 2
+    assert tuned.summary["best_step"] > 0
+
+
 def test_fine_tuning_keeps_the_starting_normalisation_statistics():
     image, truth = rod_volume((20, 32, 32))
     labels = sparse_strokes(truth, sections=(6, 14))
