@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, help="tile side in voxels (default: the training patch)")
     p.add_argument("--phase-sigma", type=float,
                    help="Gaussian (voxels) over which Li-vs-LiH evidence is pooled before "
-                   "labelling (default 3; 0: each voxel on its own evidence)")
+                   "labelling (default 5; 0: each voxel on its own evidence)")
 
     p = command("measure", _cmd_measure, "Measure SEI thickness, LiH fraction, Cu, dendrites.")
     p.add_argument("segmentation", type=Path)

@@ -30,9 +30,9 @@ Precision = Literal["auto", "fp32", "bf16"]
 
 
 #: Li and LiH grains are single crystals many voxels across whose grey levels differ by about
-#: the noise: pooling their evidence over this Gaussian (voxels) raised LiH Dice by ~0.02 and
-#: brought the LiH fraction closer to the truth on both phantom presets (docs/segmentation.md).
-PHASE_SIGMA = 3.0
+#: the noise. Pooling their evidence over this Gaussian (voxels) raised LiH Dice by 0.04-0.12 on
+#: the selection phantoms, and Dice peaked at 5-6 voxels (docs/segmentation.md).
+PHASE_SIGMA = 5.0
 
 
 @dataclass(frozen=True)
