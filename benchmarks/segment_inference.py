@@ -43,14 +43,14 @@ def tile_flops(model, tile: int) -> float:
     return float(counter.get_total_flops())
 
 
-def ours(image, model, tile, overlap, batch, phase_sigma=0.0):
+def ours(image, model, tile, overlap, batch, phase_sigma=0.0, precision="fp32"):
     """Our prediction; without pooling the Li/LiH evidence unless asked (MONAI does not)."""
     from napari_cryoli.jobs import run_job
     from napari_cryoli.segment import PredictConfig, predict
     from napari_cryoli.segment.prediction import TileGrid
 
     cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch, uncertainty=False,
-                        precision="fp32", device="cpu", phase_sigma=phase_sigma)
+                        precision=precision, device="cpu", phase_sigma=phase_sigma)
     t0 = time.perf_counter()
     labels = run_job(predict(image, model, cfg)).labels
     seconds = time.perf_counter() - t0
@@ -58,14 +58,19 @@ def ours(image, model, tile, overlap, batch, phase_sigma=0.0):
     return labels, seconds, n_tiles
 
 
-def monai(image, model, tile, overlap, batch):
+def monai(image, model, tile, overlap, batch, precision="fp32"):
     import torch
     from monai.inferers import sliding_window_inference
 
     net = model.network.eval()
+    bf16 = precision == "bf16"
+    net.to(memory_format=torch.channels_last_3d if bf16 else torch.contiguous_format)
 
     def predictor(x):
-        return torch.softmax(net(x), dim=1)
+        if bf16:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            return torch.softmax(net(x).float(), dim=1)
 
     t0 = time.perf_counter()
     with torch.inference_mode():
@@ -112,6 +117,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["8x4", "16x4"], help="BASExDEPTH")
     ap.add_argument("--skip-bf16", action="store_true")
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="both implementations (bf16: autocast with channels_last_3d)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     image = rng.normal(size=args.shape).astype(np.float32)
@@ -120,17 +127,17 @@ def main() -> None:
         base, depth = (int(v) for v in spec.split("x"))
         model = build_model(base, depth)
         flops = tile_flops(model, args.tile)
-        ours(image[:32, :64, :64], model, args.tile, args.overlap, args.batch)  # warm up
-        a, t_ours, n_tiles = ours(image, model, args.tile, args.overlap, args.batch)
-        b, t_monai = monai(image, model, args.tile, args.overlap, args.batch)
-        _a2, t_ours2, _ = ours(image, model, args.tile, args.overlap, args.batch)
+        run = (args.tile, args.overlap, args.batch)
+        ours(image[:32, :64, :64], model, *run, precision=args.precision)  # warm up
+        a, t_ours, n_tiles = ours(image, model, *run, precision=args.precision)
+        b, t_monai = monai(image, model, *run, precision=args.precision)
+        _a2, t_ours2, _ = ours(image, model, *run, precision=args.precision)
         t_ours = min(t_ours, t_ours2)
-        _p, t_pooled, _ = ours(image, model, args.tile, args.overlap, args.batch,
-                               PredictConfig().phase_sigma)
+        _p, t_pooled, _ = ours(image, model, *run, PredictConfig().phase_sigma, args.precision)
         result = {
             "model": f"U-Net base {base}, depth {depth}", "shape": list(args.shape),
             "tile": args.tile, "overlap": args.overlap, "batch": args.batch, "tiles": n_tiles,
-            "threads": torch.get_num_threads(),
+            "threads": torch.get_num_threads(), "precision": args.precision,
             "ours_s": round(t_ours, 2), "monai_s": round(t_monai, 2),
             "ours_with_phase_pooling_s": round(t_pooled, 2),
             "ours_voxels_per_s": round(voxels / t_ours), "monai_voxels_per_s": round(voxels / t_monai),
