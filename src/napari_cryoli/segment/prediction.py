@@ -10,6 +10,7 @@ the input and outputs may be memory-mapped files larger than RAM.
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import threading
@@ -345,17 +346,23 @@ def pool_phases(p: torch.Tensor, pair: tuple[int, int], sigma: float) -> torch.T
     """
     import torch
 
-    from .network import GaussianSmoothing
-
     a, b = pair
     either = p[:, a : a + 1] + p[:, b : b + 1]
     log_odds = torch.log(p[:, b : b + 1].clamp_min(1e-6)) - torch.log(p[:, a : a + 1].clamp_min(1e-6))
-    smooth = GaussianSmoothing((sigma,))
+    smooth = _smoothing(sigma)
     pooled = smooth.blur(either * log_odds, sigma) / smooth.blur(either, sigma).clamp_min(1e-6)
     out = p.clone()
     out[:, b : b + 1] = either * torch.sigmoid(pooled)
     out[:, a : a + 1] = either - out[:, b : b + 1]
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _smoothing(sigma: float):
+    """One blur per sigma, so that its banded matrices are built once, not once per tile."""
+    from .network import GaussianSmoothing
+
+    return GaussianSmoothing((sigma,))
 
 
 def native_bf16(device: torch.device) -> bool:
