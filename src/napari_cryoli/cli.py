@@ -74,6 +74,10 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
     for note in notes:  # once the inputs passed: a refusal stays one line
         print(f"note: {note}", file=sys.stderr)
     result = drive(job, "train")
+    from .segment.calibration import describe_intensity
+
+    print(f"intensity: {describe_intensity(result.model.normalisation.to_dict())}",
+          file=sys.stderr)
     dice = ", ".join(f"{k} {v:.2f}" for k, v in result.best_val_dice.items()) or "none held out"
     what = "stopped" if result.stopped else "trained"
     print(f"{what} after {result.summary['steps']} steps; validation Dice: {dice}; "
@@ -109,14 +113,21 @@ def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
     outputs = PredictOutputs(labels=args.out, probabilities=args.probabilities,
                              uncertainty=args.uncertainty, voxel_size_nm=image.voxel_size_nm,
                              origin_nm=image.origin_nm)
-    pooling = {} if args.phase_sigma is None else {"phase_sigma": args.phase_sigma}
+    pooling = {} if args.phase_sigma_nm is None else {"phase_sigma_nm": args.phase_sigma_nm}
     config = PredictConfig(tile=args.tile, tta=args.tta, device=args.device,
                            uncertainty=args.uncertainty is not None,
                            probabilities=args.probabilities is not None, **pooling)
-    result = drive(predict(image.data, model, config, outputs=outputs, stop=stop), "predict")
+    result = drive(predict(image.data, model, config, outputs=outputs,
+                           voxel_size_nm=image.voxel_size_nm, stop=stop), "predict")
     if result.stopped:
         print("napari-cryoli predict: stopped, nothing written", file=sys.stderr)
         return 130
+    from .segment.calibration import describe_intensity
+
+    print(f"intensity: {describe_intensity(result.intensity)}", file=sys.stderr)
+    if result.resampled_from_nm is not None:
+        print(f"note: resampled from {_nm(result.resampled_from_nm)} nm to the model's "
+              f"{_nm(model.voxel_size_nm)} nm voxels and back", file=sys.stderr)
     written = [args.out, args.uncertainty]
     if args.probabilities:
         written += outputs.probability_paths(model.ontology.names)
@@ -297,9 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     p.add_argument("--tile", type=int, help="tile side in voxels (default: the training patch)")
-    p.add_argument("--phase-sigma", type=float,
-                   help="Gaussian (voxels) over which Li-vs-LiH evidence is pooled before "
-                   "labelling (default 5; 0: each voxel on its own evidence)")
+    p.add_argument("--phase-sigma-nm", type=float,
+                   help="Gaussian (nm) over which Li-vs-LiH evidence is pooled before "
+                   "labelling (default 10; 0: each voxel on its own evidence)")
 
     p = command("measure", _cmd_measure, "Measure SEI thickness, LiH fraction, Cu, dendrites.")
     p.add_argument("segmentation", type=Path)
@@ -344,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
     command("demo", _cmd_demo, "Open napari with the sample tomogram and the widgets docked.")
+    from .hrtem.cli import add_commands as add_hrtem_commands; add_hrtem_commands(command)  # noqa: E702,I001
+
+    from .dataset.cli import add_commands as add_dataset_commands
+
+    add_dataset_commands(command)
     return parser
 
 

@@ -1,0 +1,145 @@
+"""OME-Zarr copies of volumes (predictions, tomograms) that napari opens lazily.
+
+The volume is read chunk by chunk (a memory-mapped MRC stays on disk) and written with a
+multiscale pyramid by ome-zarr, so a tomogram larger than memory goes through in bounded memory;
+the voxel size (nm) and origin travel as the OME-NGFF scale and translation. The store is built
+in a hidden sibling folder and renamed into place: a reader never sees half of it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import secrets
+from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FileFormatError
+
+#: Chunk of the stored arrays (z, y, x): 16 MiB of uint8, 64 MiB of float32.
+CHUNKS = (64, 256, 256)
+
+#: Pyramid levels are added while the smallest side stays at least this many voxels.
+MIN_LEVEL_SIDE = 32
+
+
+def pyramid_factors(shape: Sequence[int]) -> list[dict[str, int]]:
+    """Downsampling factors 2, 4, 8, ... in z, y and x while every side keeps MIN_LEVEL_SIDE."""
+    factors = []
+    f = 2
+    while min(shape) // f >= MIN_LEVEL_SIDE and f <= 16:
+        factors.append({"z": f, "y": f, "x": f})
+        f *= 2
+    return factors
+
+
+def write_ome_zarr(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    *,
+    voxel_size_nm: Sequence[float],
+    origin_nm: Sequence[float] | None = None,
+    labels: bool = False,
+    name: str | None = None,
+) -> Path:
+    """Write ``data`` (z, y, x) as an OME-Zarr image at ``path`` (a ``.ome.zarr`` folder).
+
+    Label volumes are downsampled by nearest neighbour (ids stay ids), images by local mean.
+    An existing store at ``path`` is replaced only once the new one is complete.
+    """
+    import dask
+    import dask.array as da
+    import zarr
+    from ome_zarr.writer import write_image
+
+    path = Path(path)
+    if data.ndim != 3:
+        raise FileFormatError(f"OME-Zarr output takes a 3D volume, not shape {data.shape}")
+    h = [float(v) for v in voxel_size_nm]
+    origin = [0.0, 0.0, 0.0] if origin_nm is None else [float(v) for v in origin_nm]
+    factors = pyramid_factors(data.shape)
+    chunks = tuple(min(c, n) for c, n in zip(CHUNKS, data.shape))
+    lazy = da.from_array(data, chunks=chunks)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        group = zarr.open_group(str(tmp), mode="w")
+        with dask.config.set(scheduler="synchronous"):  # inside a batch task, too: no nesting
+            write_image(
+                lazy, group, scale_factors=factors, method="nearest" if labels else "local_mean",
+                axes="zyx", scale=dict(zip("zyx", h)),
+                axes_units=dict.fromkeys("zyx", "nanometer"),
+                storage_options={"chunks": chunks}, name=name or path.name.split(".")[0],
+            )
+        _shift_by_origin(group, origin)
+        _replace_folder(tmp, path)
+    except OSError as e:
+        raise FileFormatError(f"could not write {path}: {e.strerror or e}") from None
+    finally:
+        with suppress(FileNotFoundError):
+            shutil.rmtree(tmp)
+    return path
+
+
+def _shift_by_origin(group, origin: list[float]) -> None:
+    """Add the volume's origin (nm) to every level's translation (ome-zarr writes none)."""
+    attrs = group.attrs.asdict()
+    ome = attrs.get("ome", attrs)
+    for dataset in ome["multiscales"][0]["datasets"]:
+        transforms = dataset.setdefault("coordinateTransformations", [])
+        shift = next((t for t in transforms if t["type"] == "translation"), None)
+        if shift is None:
+            transforms.append({"type": "translation", "translation": list(origin)})
+        else:
+            shift["translation"] = [a + b for a, b in zip(shift["translation"], origin)]
+    group.attrs.update(attrs)
+
+
+def _replace_folder(new: Path, path: Path) -> None:
+    """Put the folder ``new`` at ``path``; an old store there goes only once ``new`` is in."""
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
+        os.replace(path, old)
+    os.replace(new, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def zarr_shape(path: str | os.PathLike) -> tuple[int, ...]:
+    """Shape of the full-resolution array of an OME-Zarr image (``FileFormatError`` if none)."""
+    import zarr
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        datasets = group.attrs.asdict().get("ome", group.attrs.asdict())["multiscales"][0][
+            "datasets"]
+        return tuple(group[datasets[0]["path"]].shape)
+    except (OSError, KeyError, IndexError, ValueError, TypeError) as e:
+        raise FileFormatError(f"{path} is not an OME-Zarr image ({e})") from None
+    except Exception as e:  # zarr's own errors for a missing or damaged store
+        raise FileFormatError(f"{path} is not an OME-Zarr image ({type(e).__name__})") from None
+
+
+def read_ome_zarr(path: str | os.PathLike) -> tuple[list, dict]:
+    """The pyramid of an OME-Zarr image as dask arrays (lazy) and its scale and translation (nm)
+    at full resolution."""
+    import dask.array as da
+    import zarr
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        attrs = group.attrs.asdict()
+        multiscales = attrs.get("ome", attrs)["multiscales"][0]
+    except Exception as e:  # noqa: BLE001 - any failure: not an OME-Zarr image
+        raise FileFormatError(f"{path} is not an OME-Zarr image ({type(e).__name__})") from None
+    levels = [da.from_zarr(group[d["path"]]) for d in multiscales["datasets"]]
+    meta = {"scale": [1.0, 1.0, 1.0], "translate": [0.0, 0.0, 0.0]}
+    for t in multiscales["datasets"][0].get("coordinateTransformations", []):
+        if t["type"] == "scale":
+            meta["scale"] = list(t["scale"])
+        elif t["type"] == "translation":
+            meta["translate"] = list(t["translation"])
+    return levels, meta
