@@ -121,8 +121,9 @@ def _cmd_compare(args: argparse.Namespace, stop: threading.Event) -> int:
 def _cmd_mesh(args: argparse.Namespace, stop: threading.Event) -> int:
     from ..cli import _check_outputs, drive
     from .chimerax import write_chimerax_script
-    from .mesh import MeshConfig, mesh_segmentation, write_meshes
+    from .mesh import MeshConfig, check_mesh_path, mesh_segmentation, write_meshes
 
+    check_mesh_path(args.out)
     _check_outputs(args.out)
     config = MeshConfig(classes=tuple(args.classes) if args.classes else None,
                         target_faces=args.faces, smooth_iterations=args.smooth,

@@ -91,6 +91,25 @@ def resolve_classes(classes: Sequence[str | int] | None, present: Sequence[int])
     return list(dict.fromkeys(ids))
 
 
+def classes_to_mesh(labels: np.ndarray, config: MeshConfig) -> tuple[list[int], list[str]]:
+    """The ids to mesh that are present, and a note for each asked for and absent."""
+    from ..classes import count_voxels
+
+    present = count_voxels(labels)
+    ids = resolve_classes(config.classes, list(present))
+    notes = [f"no {DEFAULT_ONTOLOGY.name_of(i)} voxels: no mesh" for i in ids if i not in present]
+    ids = [i for i in ids if i in present]
+    if not ids:
+        raise InputError("none of the classes asked for is in the segmentation")
+    return ids, notes
+
+
+def check_mesh_path(out: str | os.PathLike) -> None:
+    """``FileFormatError`` unless ``out`` names a mesh format we write."""
+    if Path(out).suffix.lower() not in FORMATS:
+        raise FileFormatError(f"{Path(out).name}: write meshes as .glb, .obj or .stl")
+
+
 def mesh_labels(
     labels: np.ndarray,
     voxel_size_nm: Sequence[float],
@@ -107,18 +126,11 @@ def mesh_labels(
     Li and LiH (None: class colours only); ``thickness_max_nm`` tops the colour scale (default:
     the 95th percentile of the measured thickness).
     """
-    from ..classes import count_voxels
-
     h = tuple(float(v) for v in voxel_size_nm)
     origin = (0.0, 0.0, 0.0) if origin_nm is None else tuple(float(v) for v in origin_nm)
     if labels.ndim != 3 or len(h) != 3:
         raise InputError(f"meshes need a 3D label volume, not shape {labels.shape}")
-    present = count_voxels(labels)
-    ids = resolve_classes(config.classes, list(present))
-    notes = [f"no {DEFAULT_ONTOLOGY.name_of(i)} voxels: no mesh" for i in ids if i not in present]
-    ids = [i for i in ids if i in present]
-    if not ids:
-        raise InputError("none of the classes asked for is in the segmentation")
+    ids, notes = classes_to_mesh(labels, config)
     colour = _ThicknessColours(surface, thickness_max_nm) if surface is not None else None
     out = []
     for n, class_id in enumerate(ids):
@@ -246,6 +258,7 @@ def mesh_segmentation(
                  if k in MeasureSettings.__dataclass_fields__}
         settings = MeasureSettings(**known)
         top = data["sei_thickness_nm"].get("p95")
+    classes_to_mesh(volume.data, config)  # unknown or absent classes: before measuring
     return _mesh_file(volume, config, settings, top, stop)
 
 
@@ -278,9 +291,8 @@ def write_meshes(meshes: Meshes, out: str | os.PathLike) -> list[Path]:
     from ..io import atomic_write_bytes
 
     out = Path(out)
+    check_mesh_path(out)
     suffix = out.suffix.lower()
-    if suffix not in FORMATS:
-        raise FileFormatError(f"{out.name}: write meshes as .glb, .obj or .stl")
     if suffix == ".glb":
         scene = trimesh.Scene()
         for m in meshes.meshes:
