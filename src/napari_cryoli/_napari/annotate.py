@@ -38,6 +38,7 @@ from ..contrast import percentile_limits, smoothed_view
 from ..errors import CryoliError
 from . import layers as L
 from .pickers import LayerPicker
+from .status import StatusLabel
 from .worker import quiet_worker, report_error
 
 if TYPE_CHECKING:
@@ -85,13 +86,16 @@ class AnnotateWidget(QWidget):
         self.last_saved: float | None = None
 
         self.image_picker = LayerPicker(napari_viewer, Image, self)
+        self.image_picker.setToolTip("The tomogram to annotate")
         self.labels_picker = LayerPicker(napari_viewer, Labels, self, none_text="(none)")
+        self.labels_picker.setToolTip("The labels layer painted on it")
         self.new_labels_button = QPushButton("New labels layer")
         self.new_labels_button.setToolTip("Create an empty uint8 labels layer on the tomogram's grid")
 
-        self.restore_label = QLabel()
-        self.restore_label.setWordWrap(True)
+        self.restore_label = StatusLabel()
         self.restore_button = QPushButton("Restore autosaved labels")
+        self.restore_button.setToolTip("Load the labels saved beside the tomogram (or in the "
+                                       "autosave folder) into its labels layer")
         restore_row = QHBoxLayout()
         restore_row.addWidget(self.restore_label, 1)
         restore_row.addWidget(self.restore_button)
@@ -105,28 +109,38 @@ class AnnotateWidget(QWidget):
         self.class_buttons: dict[int, QPushButton] = {}
         self.new_class_edit = QLineEdit()
         self.new_class_edit.setPlaceholderText("new class name, e.g. extended SEI")
+        self.new_class_edit.setToolTip("Name of a class of your own (ids 6 and up)")
         self.add_class_button = QPushButton("Add class")
+        self.add_class_button.setToolTip("Add the class named on the left, with its own colour")
 
         self.brush_size = QSpinBox()
         self.brush_size.setRange(1, 200)
         self.brush_size.setValue(10)
         self.brush_size.setSuffix(" px")
+        self.brush_size.setToolTip("Brush diameter in screen pixels of the data ([ and ] change it)")
 
         self.auto_contrast_button = QPushButton("Auto contrast")
+        self.auto_contrast_button.setToolTip("Clip the tomogram's contrast to these percentiles")
         self.low_percentile = QDoubleSpinBox(decimals=1, minimum=0.0, maximum=49.0, value=0.5)
+        self.low_percentile.setToolTip("Darkest shown grey level, as a percentile")
         self.high_percentile = QDoubleSpinBox(decimals=1, minimum=51.0, maximum=100.0, value=99.5)
+        self.high_percentile.setToolTip("Brightest shown grey level, as a percentile")
         self.smooth_check = QCheckBox("Smoothed preview")
+        self.smooth_check.setToolTip("Show a Gaussian-smoothed copy (for the eye only: training "
+                                     "uses the tomogram itself)")
         self.smooth_sigma = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=50.0, value=2.0)
         self.smooth_sigma.setSuffix(" nm")
+        self.smooth_sigma.setToolTip("Width (s.d.) of the smoothing Gaussian")
         self.slab = QSpinBox()
         self.slab.setRange(1, 51)
         self.slab.setSingleStep(2)
         self.slab.setSuffix(" slices")
         self.slab.setToolTip("Show the mean of this many slices around the current one")
 
-        self.autosave_label = QLabel("Autosave: no labels yet")
-        self.autosave_label.setWordWrap(True)
+        self.autosave_label = StatusLabel("Autosave: no labels yet")
         self.autosave_folder_button = QPushButton("Autosave folder…")
+        self.autosave_folder_button.setToolTip("Autosave the labels to another folder (e.g. when "
+                                               "the tomogram's folder is read-only)")
 
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -271,6 +285,7 @@ class AnnotateWidget(QWidget):
             button = QPushButton()
             button.setCheckable(True)
             button.setStyleSheet(_button_style(cls))
+            button.setToolTip(f"Paint {cls.name} (id {cls.id}); the number is its painted voxels")
             self.class_group.addButton(button, cls.id)
             self.class_grid.addWidget(button, i // 2, i % 2)
             self.class_buttons[cls.id] = button

@@ -16,7 +16,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -34,6 +33,7 @@ from ..measure.report import MeasureSettings, read_report, write_report
 from . import layers as L
 from .figures import FigurePanel
 from .pickers import LayerPicker
+from .status import StatusLabel
 from .worker import report_error, start_job
 
 if TYPE_CHECKING:
@@ -57,17 +57,20 @@ class MeasureWidget(QWidget):
         self._job = None
 
         self.labels_picker = LayerPicker(napari_viewer, Labels, self)
+        self.labels_picker.setToolTip("The segmentation to measure: the prediction or any labels")
         self.threshold = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=500.0, value=20.0)
         self.threshold.setSuffix(" nm")
         self.threshold.setToolTip("SEI thicker than this at a point counts as extended SEI")
         self.measure_button = QPushButton("Measure")
+        self.measure_button.setToolTip("Measure SEI thickness, LiH fraction, dendrites and Cu "
+                                       "particles in the background")
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the measurement (nothing is shown)")
         self.stop_button.setEnabled(False)
         self.progress = QProgressBar()
+        self.progress.setToolTip("Measurement steps done")
         self.progress.setFormat("%p%  %v/%m")
-        self.summary = QLabel("Pick a segmentation (prediction or labels) and press Measure.")
-        self.summary.setWordWrap(True)
-        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary = StatusLabel("Pick a segmentation (prediction or labels) and press Measure.")
 
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
@@ -76,6 +79,7 @@ class MeasureWidget(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(False)
         self.table.setMinimumHeight(140)
+        self.table.setToolTip("Click a row to centre the view on that object")
 
         self.histogram_panel = FigurePanel()
         self.fraction_panel = FigurePanel()
@@ -84,8 +88,12 @@ class MeasureWidget(QWidget):
         self.plots.addTab(self.fraction_panel, "LiH fraction per dendrite")
 
         self.export_json_button = QPushButton("Export JSON…")
+        self.export_json_button.setToolTip("Write the whole report (every number, in nm) as JSON")
         self.export_csv_button = QPushButton("Export CSV…")
+        self.export_csv_button.setToolTip("Write the dendrite table as CSV")
         self.compare_button = QPushButton("Compare reports…")
+        self.compare_button.setToolTip("Plot saved reports (e.g. fresh, 24 h, 7 d) side by side")
+        self.exported: list[Path] = []  # files written by export(), newest last
         for button in (self.export_json_button, self.export_csv_button):
             button.setEnabled(False)
 
@@ -273,11 +281,13 @@ class MeasureWidget(QWidget):
         data = self.result.report.to_dict()
         if json_path is not None:
             write_report(data, json_path)
+            self.exported.append(Path(json_path))
         if csv_path is not None:
             from ..io.atomic import atomic_write_bytes
             from ..measure.report import dendrite_table
 
             atomic_write_bytes(csv_path, dendrite_table(data).encode())
+            self.exported.append(Path(csv_path))
 
     def _export(self, kind: str) -> None:
         filters = {"json": "Report (*.json)", "csv": "Dendrite table (*.csv)"}

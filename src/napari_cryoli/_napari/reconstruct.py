@@ -62,10 +62,15 @@ class ReconstructWidget(QWidget):
         self._source: Image | None = None
 
         self.series_picker = LayerPicker(napari_viewer, Image, self)
+        self.series_picker.setToolTip("The aligned tilt series (one image per tilt)")
         self.open_button = QPushButton("Open…")
+        self.open_button.setToolTip("Open a tilt series file (.st, .ali, .mrcs, .mrc)")
         self.angle_edit = QLineEdit()
         self.angle_edit.setPlaceholderText("from the file's header or a .tlt beside it")
+        self.angle_edit.setToolTip("Tilt angles in degrees, one per line (.tlt/.rawtlt); empty: "
+                                   "the file's header or a .tlt beside the series")
         self.angle_button = QPushButton("Angles…")
+        self.angle_button.setToolTip("Choose an angle file")
         self.axis = QComboBox()
         for angle in AXIS_ANGLES:
             self.axis.addItem("along y (aligned)" if angle == 0 else f"{angle:+d}° from y", angle)
@@ -73,14 +78,22 @@ class ReconstructWidget(QWidget):
         self.thickness = QSpinBox(minimum=0, maximum=8192, value=0)
         self.thickness.setSpecialValueText("as wide as the images")
         self.thickness.setSuffix(" voxels")
+        self.thickness.setToolTip("Tomogram thickness along z (IMOD's THICKNESS)")
         self.cutoff = QDoubleSpinBox(decimals=3, minimum=0.01, maximum=0.5, singleStep=0.01, value=0.35)
+        self.cutoff.setToolTip("Where the radial filter starts to fall (IMOD's RADIAL, first value)")
         self.falloff = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=0.5, singleStep=0.005, value=0.035)
+        self.falloff.setToolTip("Gaussian fall-off width of the radial filter (RADIAL, second value)")
         self.sirt = QSpinBox(minimum=0, maximum=100, value=0)
         self.sirt.setSpecialValueText("off")
+        self.sirt.setToolTip("SIRT-like filter equivalent to this many iterations (less streaking, "
+                             "smoother); off: plain weighted back-projection")
         self.run_button = QPushButton("Reconstruct")
+        self.run_button.setToolTip("Reconstruct in the background; adds a tomogram layer")
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the reconstruction (nothing is added)")
         self.stop_button.setEnabled(False)
         self.progress = QProgressBar()
+        self.progress.setToolTip("Slices reconstructed")
 
         layout = QVBoxLayout(self)
         form = QFormLayout()

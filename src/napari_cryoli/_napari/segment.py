@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -38,6 +37,8 @@ from . import layers as L
 from .annotate import autosave_location_for
 from .figures import FigurePanel
 from .pickers import LayerPicker
+from .status import StatusLabel
+from .uncertain import UncertainRegionsPanel
 from .worker import report_error, start_job, unwrapped
 
 if TYPE_CHECKING:
@@ -142,10 +143,15 @@ class TrainWidget(QWidget):
 
         self.image_picker = LayerPicker(napari_viewer, Image, self)
         self.labels_picker = LayerPicker(napari_viewer, Labels, self, none_text="(none)")
+        self.image_picker.setToolTip("The tomogram to learn from")
+        self.labels_picker.setToolTip("The labels painted on it (0 = not annotated is ignored)")
         self.size = QComboBox()
         self.size.addItems(list(MODEL_SIZES))
+        self.size.setToolTip("Network width and depth: standard is the pre-trained network; "
+                             "small trains fastest; large needs a GPU")
         self.minutes = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=600.0, value=5.0)
         self.minutes.setSuffix(" min")
+        self.minutes.setToolTip("Training stops after this long and keeps the best model")
         self.max_steps = QSpinBox(minimum=0, maximum=1_000_000, value=0)
         self.max_steps.setSpecialValueText("until the time is up")
         self.max_steps.setToolTip("Stop after this many training steps (or when the time is up)")
@@ -157,15 +163,20 @@ class TrainWidget(QWidget):
         )
         self._start_note = ""
         self.train_button = QPushButton("Train")
+        self.train_button.setToolTip("Save the labels, then train in the background")
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after the current step and keep the best model so far")
         self.stop_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setMaximum(1000)
-        self.status = QLabel("Paint a few strokes of each class, then press Train.")
-        self.status.setWordWrap(True)
+        self.progress.setToolTip("Share of the time budget (or of the steps) used")
+        self.status = StatusLabel("Paint a few strokes of each class, then press Train.")
         self.plot = FigurePanel(_loss_figure())
+        self.plot.setToolTip("Training loss (grey) and validation Dice per class")
         self.save_button = QPushButton("Save model…")
+        self.save_button.setToolTip("Write the newest model (.pt) with its classes and voxel size")
         self.load_button = QPushButton("Load model…")
+        self.load_button.setToolTip("Load a model file (.pt) to predict with or continue from")
 
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -419,20 +430,30 @@ class PredictWidget(QWidget):
         self._job = None
         self._image: Image | None = None
         self._model: SegmentationModel | None = None
+        self._model_name = ""
 
         self.image_picker = LayerPicker(napari_viewer, Image, self)
+        self.image_picker.setToolTip("The tomogram to segment")
         self.model_box = QComboBox()
+        self.model_box.setToolTip("A model of this session (newest last) or one loaded from a file")
         self.load_button = QPushButton("Load…")
+        self.load_button.setToolTip("Load a model file (.pt)")
         self.tta = QCheckBox("Flip test-time augmentation (slower, smoother)")
+        self.tta.setToolTip("Average the predictions of mirrored copies: 8 times the work")
         self.predict_button = QPushButton("Predict")
+        self.predict_button.setToolTip("Segment the whole tomogram in the background; adds the "
+                                       "prediction and uncertainty layers")
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the prediction (nothing is added)")
         self.stop_button.setEnabled(False)
         self.progress = QProgressBar()
-        self.status = QLabel()
-        self.status.setWordWrap(True)
+        self.progress.setToolTip("Tiles predicted")
+        self.status = StatusLabel()
         self.target_picker = LayerPicker(napari_viewer, Labels, self)
+        self.target_picker.setToolTip("The labels layer to copy the prediction into and correct")
         self.copy_scope = QComboBox()
         self.copy_scope.addItems(["whole volume", "current slice"])
+        self.copy_scope.setToolTip("Copy every slice, or only the slice on screen")
         self.copy_button = QPushButton("Copy prediction into labels")
         self.copy_button.setToolTip(
             "Replace the labels with the prediction (whole volume or the slice on screen) so you "
@@ -459,7 +480,8 @@ class PredictWidget(QWidget):
         correct.addRow("Copy", self.copy_scope)
         layout.addLayout(correct)
         layout.addWidget(self.copy_button)
-        layout.addStretch(1)
+        self.regions = UncertainRegionsPanel(napari_viewer, self.target_picker.layer)
+        layout.addWidget(self.regions, 1)
 
         self.load_button.clicked.connect(self._load_dialog)
         self.predict_button.clicked.connect(self.start)
@@ -492,6 +514,7 @@ class PredictWidget(QWidget):
         config = PredictConfig(tta=self.tta.isChecked(), uncertainty=True)
         data = image.data
         self._image, self._model = image, model
+        self._model_name = self.model_box.currentText()
         self._job = start_job(self.viewer, "Prediction",
                               lambda stop: predict(data, model, config, stop=stop),
                               on_progress=self._on_progress, on_result=self.show_result,
@@ -528,13 +551,14 @@ class PredictWidget(QWidget):
         layer = self.viewer.add_labels(
             np.asarray(prediction.labels), name=PREDICTION, opacity=0.6,
             metadata={L.KEY: {"predicted_from": image.name, "classes": self._model.ontology.to_dict(),
-                              "path": None}},
+                              "path": None, "model": self._model_name}},
             **style, **grid,
         )
         if prediction.uncertainty is not None:
-            self.viewer.add_image(np.asarray(prediction.uncertainty), name=UNCERTAINTY,
-                                  colormap="magma", contrast_limits=(0.0, 1.0), opacity=0.6,
-                                  blending="additive", visible=False, **grid)
+            uncertainty = self.viewer.add_image(
+                np.asarray(prediction.uncertainty), name=UNCERTAINTY, colormap="magma",
+                contrast_limits=(0.0, 1.0), opacity=0.6, blending="additive", visible=False, **grid)
+            self.regions.find(uncertainty)
         self.viewer.layers.selection.active = layer
         target = L.annotation_layer(self.viewer.layers, image)
         if target is not None:
