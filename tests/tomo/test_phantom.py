@@ -247,3 +247,252 @@ def test_write_phantom_refuses_a_file_as_folder(aged, tmp_path):
     blocker.write_text("x")
     with pytest.raises(FileFormatError, match="not a folder"):
         write_phantom(aged, blocker)
+
+
+# --- options beyond the aging presets ------------------------------------------------------------
+
+# Checksums of phantoms made before the options existed: the defaults must still give them.
+_BEFORE = {
+    "7d, two dendrites": (
+        {"shape": (96, 64, 300), "aging": "7d", "seed": 11, "n_dendrites": 2},
+        "27c0e25e84edc51eae3e2f0f02e83d03698a0bbdead0cd6cca172e760758fc94",
+    ),
+    "bent fresh": (
+        {"shape": (96, 64, 200), "aging": "fresh", "seed": 3, "bent": True, "cu": False},
+        "01a8fa04df7c22558a3c2a8f87112677b0eaae8b569eecde739ac24d61751e80",
+    ),
+    "two thicknesses": (
+        {"shape": (96, 48, 160), "aging": "7d", "seed": 5, "sei_thickness_nm": 8,
+         "sei_thickness_on_lih_nm": 16, "lih_fraction": 0.3},
+        "7fb781ff75d525ced6cbd5205f8e109c669600c8e5a968e2aa3db0a4c8f4a3f8",
+    ),
+}  # fmt: skip
+
+
+def _sha(a: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(_BEFORE))
+def test_defaults_reproduce_the_labels_made_before_the_options(name):
+    kwargs, checksum = _BEFORE[name]
+    spec = PhantomSpec(**kwargs)
+    assert _sha(build_specimen(spec, np.random.default_rng(spec.seed)).labels) == checksum
+
+
+def test_defaults_reproduce_the_tomogram_made_before_the_options(aged):
+    assert _sha(aged.labels) == "a0304c7e31de3c8913908927894c2f0c50957c10f4f07c242341ff14e01ff112"
+    tomogram = aged.tomogram.astype(np.float64)
+    assert tomogram.mean() == pytest.approx(-0.134529638939956, rel=1e-5)
+    assert tomogram.std() == pytest.approx(0.2835634586051721, rel=1e-5)
+    assert aged.tilt_series.astype(np.float64).mean() == pytest.approx(
+        -0.21315509494105112, rel=1e-5
+    )
+
+
+def _metal_direction(labels: np.ndarray) -> float:
+    """In-plane angle (degrees from y towards x, in [0, 180)) of the metal's long axis."""
+    _, yy, xx = np.nonzero(np.isin(labels, (LI, LIH, CU)))
+    cov = np.cov(np.stack([yy, xx]).astype(float))
+    _, vecs = np.linalg.eigh(cov)
+    dy, dx = vecs[:, -1]
+    return float(np.degrees(np.arctan2(dx, dy)) % 180.0)
+
+
+@pytest.mark.parametrize("angle", [90.0, 37.0, 140.0])
+def test_dendrite_axis_turns_by_the_axis_angle(angle):
+    specimen = _specimen(shape=(88, 96, 96), axis_angle_deg=angle, diameter_nm=(100, 110))
+    found = _metal_direction(specimen.labels)
+    assert min(abs(found - angle), 180 - abs(found - angle)) < 6.0  # rods lie within 4° of it
+    (d,) = specimen.truth["dendrites"]
+    assert d["diameter_measured_nm"] == pytest.approx(d["diameter_nm"], rel=0.05)
+    assert specimen.truth["field"]["axis_angle_deg"] == angle
+    labels = specimen.labels
+    metal = (labels == LI) | (labels == LIH) | (labels == CU)
+    assert not np.any(ndimage.binary_dilation(metal) & (labels == BACKGROUND))  # still covered
+
+
+def test_perpendicular_dendrite_runs_along_x_and_crosses_the_field():
+    specimen = _specimen(shape=(88, 96, 128), axis_angle_deg=90.0)
+    metal = np.isin(specimen.labels, (LI, LIH, CU))
+    assert metal.any(axis=(0, 1)).all()  # every x column holds metal
+    assert not metal.any(axis=(0, 2)).all()  # but not every y row: it is ~100-110 nm wide
+    axis = specimen.truth["dendrites"][0]["axis_nm"]
+    assert np.ptp(axis["x"]) > 5 * np.ptp(axis["y"])
+
+
+def test_three_dendrites_and_the_metal_fraction_of_the_field():
+    specimen = _specimen(n_dendrites=3, shape=(88, 32, 320), diameter_nm=(100, 110), seed=2)
+    metal = np.isin(specimen.labels, (LI, LIH, CU))
+    assert ndimage.label(metal)[1] == 3
+    assert len(specimen.truth["dendrites"]) == 3
+    assert specimen.truth["field"]["metal_volume_fraction"] == pytest.approx(metal.mean())
+
+
+def test_fiducials_are_dense_gold_labelled_background():
+    specimen = _specimen(fiducials=8, shape=(88, 64, 160), seed=3)
+    beads = specimen.truth["fiducials"]
+    assert len(beads) == 8
+    gold = specimen.regions["gold"]
+    assert np.all(specimen.labels[gold] == BACKGROUND)
+    for bead in beads:
+        assert 5.0 <= bead["diameter_nm"] <= 15.0
+        centre = tuple(np.round(np.asarray(bead["centre_nm"]) / 2.0).astype(int))
+        assert gold[centre] and specimen.density[centre] > 15.0
+        assert bead["on"] in ("film top", "film underside", "vacuum")
+    # clear of the specimen: nothing labelled within a voxel of any bead
+    assert not np.any(ndimage.binary_dilation(gold) & (specimen.labels != BACKGROUND))
+
+
+def test_ice_blobs_are_background_at_the_density_of_ice():
+    specimen = _specimen(ice_blobs=2, shape=(88, 96, 192), seed=4)
+    assert len(specimen.truth["ice"]) == 2
+    ice = specimen.regions["ice"]
+    assert np.all(specimen.labels[ice] == BACKGROUND)
+    core = ndimage.binary_erosion(ice, iterations=2) & ~specimen.regions["film"]
+    assert specimen.density[core].mean() == pytest.approx(0.93, abs=0.01)
+
+
+@pytest.mark.parametrize("pieces", [0, 2, 3])
+def test_lih_comes_in_the_set_number_of_pieces(pieces):
+    specimen = _specimen(aging="7d", lih_pieces=pieces, lih_fraction=0.4, cu=False, seed=1)
+    lih = specimen.labels == LIH
+    assert ndimage.label(lih, np.ones((3, 3, 3)))[1] == pieces
+    d = specimen.truth["dendrites"][0]
+    assert d["lih_pieces"] == pieces
+    assert d["lih_volume_fraction"] == pytest.approx(0.4 if pieces else 0.0, abs=0.02)
+    if pieces:
+        assert d["lih_reaches_surface"]
+
+
+@pytest.mark.parametrize("pieces", [1, 2])
+def test_interior_lih_never_touches_the_sei(pieces):
+    specimen = _specimen(lih_pieces=pieces, lih_interior=True, lih_fraction=0.3, seed=2)
+    lih = specimen.labels == LIH
+    assert np.count_nonzero(lih) > 100
+    near = ndimage.binary_dilation(lih, np.ones((3, 3, 3), bool))
+    assert not np.any(near & np.isin(specimen.labels, (SEI, BACKGROUND)))
+    assert not specimen.truth["dendrites"][0]["lih_reaches_surface"]
+
+
+@pytest.mark.parametrize(("on", "phases"), [("LiH", {LIH}), ("both", {LI, LIH}), ("Li", {LI})])
+def test_extended_sei_sits_over_the_chosen_phases(on, phases):
+    specimen = _specimen(aging="24h", extended_sei_on=on, lih_fraction=0.5, seed=3,
+                         shape=(88, 64, 160))  # fmt: skip
+    labels, extended = specimen.labels, specimen.regions["extended SEI"]
+    assert extended.any()
+    metal = np.isin(labels, (LI, LIH, CU))
+    _, nearest = ndimage.distance_transform_edt(~metal, return_indices=True)
+    under = set(np.unique(labels[tuple(nearest)][extended]).tolist())
+    assert under <= phases
+    over = specimen.truth["extended_sei"]["volume_over_nm3"]
+    assert sum(over.values()) == pytest.approx(specimen.truth["extended_sei"]["volume_nm3"])
+
+
+def test_no_extended_sei_on_7d_when_switched_off():
+    specimen = _specimen(aging="7d", extended_sei_on="none", seed=3)
+    assert not specimen.regions["extended SEI"].any()
+    assert specimen.truth["extended_sei"]["on"] == []
+
+
+def test_cu_anywhere_is_buried_in_metal_and_not_tied_to_the_lih():
+    gaps = []
+    for seed in range(4):
+        specimen = _specimen(cu_anywhere=True, lih_fraction=0.2, seed=seed)
+        particle = specimen.labels == CU
+        shell = ndimage.binary_dilation(particle) & ~particle
+        assert set(np.unique(specimen.labels[shell])) <= {LI, LIH}
+        assert specimen.truth["cu_particles"][0]["placement"] == "anywhere in the metal"
+        lih_gap = ndimage.distance_transform_edt(specimen.labels != LIH, sampling=2.0)
+        gaps.append(lih_gap[particle].min())
+    assert max(gaps) > 8.0  # at least one far from the LiH (beside it: within 8 nm)
+
+
+def test_sei_density_sets_the_shell_density():
+    specimen = _specimen(sei_density_g_cm3=2.2)
+    shell = (specimen.labels == SEI) & ~specimen.regions["extended SEI"]
+    assert specimen.density[shell].mean() == pytest.approx(2.2, rel=0.02)
+    assert specimen.truth["densities_g_cm3"]["SEI"] == 2.2
+
+
+@pytest.mark.parametrize("film", ["none", "holey"])
+def test_film_absent_or_ending_at_a_hole(film):
+    specimen = _specimen(film=film, seed=6)
+    covered = specimen.regions["film"].any(axis=0)
+    if film == "none":
+        assert not covered.any() and specimen.slab_mass_nm == 0.0
+        assert specimen.film_edge is None
+    else:
+        assert 0.05 < covered.mean() < 0.95  # the edge crosses the field
+        edge = specimen.film_edge
+        ny, nx = covered.shape
+        yc, xc = ((np.arange(n) - (n - 1) / 2) * 2.0 for n in (ny, nx))
+        assert np.array_equal(covered, edge.signed_distance(yc[:, None], xc[None, :]) >= 0)
+        metal_yx = np.isin(specimen.labels, (LI, LIH)).any(axis=0)
+        assert (metal_yx & covered).any() and (metal_yx & ~covered).any()  # partly over vacuum
+
+
+def test_elemental_scattering_weighs_cu_above_li_per_mass():
+    from napari_cryoli.tomo.phantom import scattering_per_mass
+
+    assert scattering_per_mass("carbon") == pytest.approx(1.0)
+    assert scattering_per_mass("Cu") > 3 * scattering_per_mass("Li")
+    assert scattering_per_mass("LiH") > scattering_per_mass("Li")
+    specimen = _specimen(scattering="elemental")
+    ratio = specimen.scattering / np.where(specimen.density > 0, specimen.density, 1)
+    labels = specimen.labels
+    assert np.allclose(ratio[labels == CU], scattering_per_mass("Cu"))
+    assert np.allclose(ratio[labels == LI], scattering_per_mass("Li"))
+    assert _specimen().scattering is None
+
+
+def test_inverted_flips_the_sign_and_denoising_smooths():
+    base = {"shape": (88, 32, 128), "seed": 8, "fiducials": 4}
+    plain = run_job(simulate(PhantomSpec(**base)))
+    inverted = run_job(simulate(PhantomSpec(**base, inverted=True)))
+    assert np.array_equal(inverted.tomogram, -plain.tomogram)
+    assert (
+        inverted.truth["grey_values"]["mean"]["gold"]
+        > inverted.truth["grey_values"]["mean"]["Cu"]
+        > 0
+    )
+    assert inverted.truth["grey_values"]["cnr_lih_li"] == pytest.approx(
+        plain.truth["grey_values"]["cnr_lih_li"]
+    )
+    smooth = run_job(simulate(PhantomSpec(**base, denoise_sigma_nm=3.0)))
+    assert smooth.truth["grey_values"]["noise_sd"] < 0.75 * plain.truth["grey_values"]["noise_sd"]
+    assert smooth.truth["imaging"]["denoise_sigma_nm"] == 3.0
+
+
+def test_defocus_adds_phase_contrast_fringes_at_edges():
+    base = {"shape": (88, 24, 128), "seed": 9, "dose_e_per_A2": 1e6, "voxel_size_nm": 2.0}
+    plain = run_job(simulate(PhantomSpec(**base)))
+    phase = run_job(simulate(PhantomSpec(**base, defocus_um=4.0)))
+    assert phase.truth["imaging"]["ctf"]["cs_mm"] == 2.7
+    # the zero-tilt image: the same absorption, plus edge fringes (more high-frequency power)
+    a, b = (
+        plain.tilt_series[len(plain.angles_deg) // 2],
+        phase.tilt_series[len(phase.angles_deg) // 2],
+    )
+    assert np.abs(np.diff(b, axis=1)).mean() > 1.5 * np.abs(np.diff(a, axis=1)).mean()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"film": "lacey"}, "unknown film"),
+        ({"scattering": "Z"}, "unknown scattering"),
+        ({"extended_sei_on": "Cu"}, "extended SEI on"),
+        ({"lih_pieces": 4}, "0 to 3 pieces"),
+        ({"sei_density_g_cm3": 0}, "SEI density"),
+        ({"fiducials": -1}, "cannot be negative"),
+        ({"defocus_um": -2}, "cannot be negative"),
+        ({"axis_angle_deg": float("nan")}, "axis angle"),
+        ({"shape": (88, 64, 64), "axis_angle_deg": 90, "n_dendrites": 3}, "side by side"),
+    ],
+)
+def test_impossible_options_raise_input_error(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        PhantomSpec(**kwargs)
