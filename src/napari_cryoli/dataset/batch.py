@@ -366,6 +366,22 @@ def check_batch(config: BatchConfig) -> str:
     return fingerprint
 
 
+def batch_on_cluster(
+    items: Sequence[BatchItem],
+    config: BatchConfig,
+    workers: int = 2,
+    scheduler: str | None = None,
+    stop: threading.Event | None = None,
+) -> Job[BatchResult]:
+    """:func:`run_batch` on a cluster opened for it and closed after (as the Batch widget runs
+    it); the first progress record carries the dashboard link in ``metrics["dashboard"]``."""
+    fingerprint = check_batch(config)
+    with open_client(workers, scheduler) as client:
+        yield Progress(0, len(items), "cluster ready",
+                       {"dashboard": client.dashboard_link, "scheduler": client.scheduler.address})
+        return (yield from _run(tuple(items), config, client, fingerprint, stop))
+
+
 def _run(items, config, client, fingerprint, stop) -> Job[BatchResult]:
     start = time.perf_counter()
     results: dict[str, TomogramResult] = {}

@@ -84,16 +84,12 @@ def write_ome_zarr(
 
 
 def _shift_by_origin(group, origin: list[float]) -> None:
-    """Add the volume's origin (nm) to every level's translation (ome-zarr writes none)."""
+    """Place the whole pyramid at the volume's origin (nm): a translation of the multiscale
+    itself, after each level's own scale and half-voxel shift (OME-NGFF 0.4 and later)."""
     attrs = group.attrs.asdict()
     ome = attrs.get("ome", attrs)
-    for dataset in ome["multiscales"][0]["datasets"]:
-        transforms = dataset.setdefault("coordinateTransformations", [])
-        shift = next((t for t in transforms if t["type"] == "translation"), None)
-        if shift is None:
-            transforms.append({"type": "translation", "translation": list(origin)})
-        else:
-            shift["translation"] = [a + b for a, b in zip(shift["translation"], origin)]
+    ome["multiscales"][0]["coordinateTransformations"] = [
+        {"type": "translation", "translation": list(origin)}]
     group.attrs.update(attrs)
 
 
@@ -136,10 +132,11 @@ def read_ome_zarr(path: str | os.PathLike) -> tuple[list, dict]:
     except Exception as e:  # noqa: BLE001 - any failure: not an OME-Zarr image
         raise FileFormatError(f"{path} is not an OME-Zarr image ({type(e).__name__})") from None
     levels = [da.from_zarr(group[d["path"]]) for d in multiscales["datasets"]]
-    meta = {"scale": [1.0, 1.0, 1.0], "translate": [0.0, 0.0, 0.0]}
-    for t in multiscales["datasets"][0].get("coordinateTransformations", []):
+    scale, shift = np.ones(3), np.zeros(3)
+    for t in [*multiscales["datasets"][0].get("coordinateTransformations", []),
+              *multiscales.get("coordinateTransformations", [])]:
         if t["type"] == "scale":
-            meta["scale"] = list(t["scale"])
+            scale, shift = scale * t["scale"], shift * t["scale"]
         elif t["type"] == "translation":
-            meta["translate"] = list(t["translation"])
-    return levels, meta
+            shift = shift + t["translation"]
+    return levels, {"scale": scale.tolist(), "translate": shift.tolist()}

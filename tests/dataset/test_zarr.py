@@ -1,0 +1,39 @@
+"""OME-Zarr copies: same voxels, voxel size and origin; replaced whole or not at all."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cryoli.dataset.zarr import read_ome_zarr, write_ome_zarr, zarr_shape
+from napari_cryoli.errors import FileFormatError
+from napari_cryoli.io import read_mrc, write_mrc
+
+
+def test_round_trip_from_a_memory_map(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(70, 90, 66)).astype(np.float32)
+    write_mrc(tmp_path / "t.mrc", image, voxel_size_nm=(2.0, 1.0, 1.0), origin_nm=(4, -8, 16))
+    volume = read_mrc(tmp_path / "t.mrc")
+    assert isinstance(volume.data, np.memmap)
+    path = write_ome_zarr(tmp_path / "t.ome.zarr", volume.data,
+                          voxel_size_nm=volume.voxel_size_nm, origin_nm=volume.origin_nm)
+    levels, meta = read_ome_zarr(path)
+    assert np.array_equal(levels[0].compute(), image)
+    assert levels[1].shape == (35, 45, 33)  # a local-mean level for an image
+    assert np.isclose(float(levels[1][0, 0, 0]), image[:2, :2, :2].mean(), atol=1e-5)
+    assert meta == {"scale": [2.0, 1.0, 1.0], "translate": [4.0, -8.0, 16.0]}
+    assert zarr_shape(path) == image.shape
+
+
+def test_rewrite_replaces_whole_and_bad_stores_are_refused(tmp_path):
+    path = tmp_path / "l.ome.zarr"
+    write_ome_zarr(path, np.full((64, 64, 64), 2, np.uint8), voxel_size_nm=(1, 1, 1), labels=True)
+    write_ome_zarr(path, np.full((64, 64, 64), 3, np.uint8), voxel_size_nm=(1, 1, 1), labels=True)
+    levels, _ = read_ome_zarr(path)
+    assert set(np.unique(levels[0].compute())) == {3} and levels[1].dtype == np.uint8
+    assert [p.name for p in tmp_path.iterdir()] == ["l.ome.zarr"]  # no temporaries left
+    with pytest.raises(FileFormatError, match="not an OME-Zarr image"):
+        zarr_shape(tmp_path / "missing.ome.zarr")
+    with pytest.raises(FileFormatError, match="3D volume"):
+        write_ome_zarr(tmp_path / "x.ome.zarr", np.zeros((4, 4), np.uint8), voxel_size_nm=(1, 1))
