@@ -43,14 +43,14 @@ def tile_flops(model, tile: int) -> float:
     return float(counter.get_total_flops())
 
 
-def ours(image, model, tile, overlap, batch, phase_sigma=0.0, precision="fp32"):
+def ours(image, model, tile, overlap, batch, phase_sigma_nm=0.0, precision="fp32"):
     """Our prediction; without pooling the Li/LiH evidence unless asked (MONAI does not)."""
     from napari_cryoli.jobs import run_job
     from napari_cryoli.segment import PredictConfig, predict
     from napari_cryoli.segment.prediction import TileGrid
 
     cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch, uncertainty=False,
-                        precision=precision, device="cpu", phase_sigma=phase_sigma)
+                        precision=precision, device="cpu", phase_sigma_nm=phase_sigma_nm)
     t0 = time.perf_counter()
     labels = run_job(predict(image, model, cfg)).labels
     seconds = time.perf_counter() - t0
@@ -133,7 +133,7 @@ def main() -> None:
         b, t_monai = monai(image, model, *run, precision=args.precision)
         _a2, t_ours2, _ = ours(image, model, *run, precision=args.precision)
         t_ours = min(t_ours, t_ours2)
-        _p, t_pooled, _ = ours(image, model, *run, PredictConfig().phase_sigma, args.precision)
+        _p, t_pooled, _ = ours(image, model, *run, PredictConfig().phase_sigma_nm, args.precision)
         result = {
             "model": f"U-Net base {base}, depth {depth}", "shape": list(args.shape),
             "tile": args.tile, "overlap": args.overlap, "batch": args.batch, "tiles": n_tiles,

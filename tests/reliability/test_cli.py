@@ -131,8 +131,8 @@ BAD_OPTIONS = {
     ),
     "predict phase sigma": (
         ["predict", "{tomogram}", "--model", "{model}", "--out", "{out}/s.mrc",
-         "--phase-sigma", "-1"],
-        "phase pooling sigma must be 0 or more",
+         "--phase-sigma-nm", "-1"],
+        "phase pooling sigma must be 0 nm or more",
     ),
     "train minutes": (
         ["train", "{tomogram}", "{labels}", "--out", "{out}/m.pt", "--minutes", "0"],

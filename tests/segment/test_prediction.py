@@ -78,7 +78,7 @@ def test_tiled_prediction_agrees_with_the_network_on_the_whole_volume():
     model = random_model()
     with torch.no_grad():
         whole = model.network(torch.from_numpy(image)[None, None])[0].argmax(0).numpy()
-    raw = PredictConfig(tile=32, overlap=0.5, phase_sigma=0.0)
+    raw = PredictConfig(tile=32, overlap=0.5, phase_sigma_nm=0.0)
     tiled = run_job(predict(image, model, raw)).labels
     agree = (model.class_ids[whole] == tiled).mean()
     assert agree > 0.97
@@ -123,14 +123,14 @@ def test_prediction_pools_phases_unless_told_not_to():
     model = random_model()
     on = run_job(predict(image, model, PredictConfig(tile=16, probabilities=True)))
     off = run_job(predict(image, model, PredictConfig(tile=16, probabilities=True,
-                                                      phase_sigma=0.0)))
+                                                      phase_sigma_nm=0.0)))
     li, lih = model.class_ids.tolist().index(2), model.class_ids.tolist().index(3)
     on_sum = on.probabilities[li].astype(np.float32) + on.probabilities[lih]
     off_sum = off.probabilities[li].astype(np.float32) + off.probabilities[lih]
     np.testing.assert_allclose(on_sum, off_sum, atol=3e-3)
     assert not np.allclose(on.probabilities[lih], off.probabilities[lih], atol=3e-3)
     with pytest.raises(InputError):
-        PredictConfig(phase_sigma=-1.0)
+        PredictConfig(phase_sigma_nm=-1.0)
 
 
 def test_grid_covers_volume_and_weights_sum_positive():
@@ -150,7 +150,8 @@ def test_streamed_outputs_keep_geometry(tmp_path):
                          uncertainty=tmp_path / "u.mrc", voxel_size_nm=(1.5, 0.8, 0.8),
                          origin_nm=(10.0, 20.0, 30.0))
     model = random_model()
-    mem = run_job(predict(image, model, PredictConfig(tile=16, probabilities=True)))
+    mem = run_job(predict(image, model, PredictConfig(tile=16, probabilities=True),
+                          voxel_size_nm=(1.5, 0.8, 0.8)))
     pred = run_job(predict(image, model, PredictConfig(tile=16), outputs=out))
     np.testing.assert_array_equal(np.asarray(pred.labels), mem.labels)
     seg = read_mrc(tmp_path / "seg.mrc")

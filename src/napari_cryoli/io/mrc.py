@@ -586,6 +586,7 @@ def open_mrc_for_writing(
     origin_nm: Sequence[float] | None = None,
     labels: bool = False,
     kind: Kind | None = None,
+    extra_labels: Sequence[str] = (),
 ) -> Iterator[np.ndarray]:
     """A writable memmap of a new MRC file, for outputs too big to hold in memory.
 
@@ -604,7 +605,7 @@ def open_mrc_for_writing(
     if path.suffix.lower() in COMPRESSED_SUFFIXES:
         raise InputError(f"cannot stream into a compressed file ({path.name}); write .mrc")
     shape = tuple(int(n) for n in shape)
-    plan = _plan(shape, dtype, voxel_size_nm, origin_nm, labels, (), kind, None)
+    plan = _plan(shape, dtype, voxel_size_nm, origin_nm, labels, extra_labels, kind, None)
     offset = hdr.HEADER_BYTES + len(plan.extended)
     try:
         with atomic_path(path) as tmp:

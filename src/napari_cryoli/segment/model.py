@@ -61,7 +61,7 @@ class Normalisation:
         scale = float(p95 - p5) or float(np.std(finite)) or 1.0
         return cls(float(p50), scale, per_image)
 
-    def for_image(self, image: np.ndarray) -> Normalisation:
+    def for_image(self, image: np.ndarray, voxel_size_nm=None) -> Normalisation:
         """The normalisation to apply to ``image``: its own statistics when ``per_image``."""
         return Normalisation.of(image, True) if self.per_image else self
 
@@ -71,11 +71,20 @@ class Normalisation:
         return out
 
     def to_dict(self) -> dict:
-        return {"center": self.center, "scale": self.scale, "per_image": self.per_image}
+        return {"kind": "percentiles", "center": self.center, "scale": self.scale,
+                "per_image": self.per_image}
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalisation:
         return cls(float(d["center"]), float(d["scale"]), bool(d.get("per_image", True)))
+
+
+def intensity_from_dict(d: dict):
+    """The grey-level mapping a checkpoint names: a ``Calibration`` (vacuum 0, Li 1) or, in
+    models trained before calibration existed, a percentile ``Normalisation``."""
+    from .calibration import Calibration
+
+    return Calibration.from_dict(d) if d.get("kind") == "calibration" else Normalisation.from_dict(d)
 
 
 def _strided_sample(image: np.ndarray, max_samples: int) -> np.ndarray:
@@ -258,7 +267,7 @@ class SegmentationModel:
             model = cls(
                 net,
                 ontology=Ontology.from_dict(meta["ontology"]),
-                normalisation=Normalisation.from_dict(meta["normalisation"]),
+                normalisation=intensity_from_dict(meta["normalisation"]),
                 voxel_size_nm=meta.get("voxel_size_nm"),
                 patch_size=int(meta.get("patch_size", 64)),
                 summary=meta.get("summary") or {},
@@ -286,7 +295,8 @@ class SegmentationModel:
             if np.any(np.abs(given / trained - 1) > VOXEL_SIZE_TOLERANCE):
                 warnings.append(
                     f"The model was trained at a voxel size of {_fmt(trained)} nm, "
-                    f"this image has {_fmt(given)} nm; resample the image or retrain."
+                    f"this image has {_fmt(given)} nm: it is resampled to the model's voxels "
+                    "and the result returned on the image's grid."
                 )
         elif "voxel_size_range_nm" in self.summary:  # pre-trained over a range of voxel sizes
             lo, hi = (float(v) for v in self.summary["voxel_size_range_nm"])

@@ -30,10 +30,10 @@ if TYPE_CHECKING:
 Precision = Literal["auto", "fp32", "bf16"]
 
 
-#: Li and LiH grains are single crystals many voxels across whose grey levels differ by about
-#: the noise. Pooling their evidence over this Gaussian (voxels) raised LiH Dice by 0.04-0.12 on
-#: the selection phantoms, and Dice peaked at 5-6 voxels (docs/segmentation.md).
-PHASE_SIGMA = 5.0
+#: Li and LiH grains are single crystals tens of nm across whose grey levels differ by about
+#: the noise. Pooling their evidence over this Gaussian (nm) raised LiH Dice by 0.04-0.12 on
+#: the selection phantoms (2 nm voxels), and Dice peaked at 10-12 nm (docs/segmentation.md).
+PHASE_SIGMA_NM = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class PredictConfig:
     ``tile`` None uses the model's training patch size; ``overlap`` is the fraction of a tile
     shared with its neighbour. ``precision`` "auto" is bf16 autocast on a GPU and on CPUs with
     native bf16 (AVX-512 BF16/AMX), fp32 elsewhere (bf16 is emulated, and very slow, on AVX2).
-    ``phase_sigma`` is the Gaussian (voxels) over which the evidence for Li against LiH is pooled
+    ``phase_sigma_nm`` is the Gaussian (nm) over which the evidence for Li against LiH is pooled
     before each voxel is labelled (``pool_phases``); 0 labels each voxel on its own evidence.
     """
 
@@ -55,15 +55,16 @@ class PredictConfig:
     precision: Precision = "auto"
     probabilities: bool = False
     uncertainty: bool = True
-    phase_sigma: float = PHASE_SIGMA
+    phase_sigma_nm: float = PHASE_SIGMA_NM
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < 1:
             raise InputError(f"tile overlap must be in [0, 1), not {self.overlap}")
         if self.batch_size < 1:
             raise InputError("batch size must be at least 1")
-        if not self.phase_sigma >= 0:
-            raise InputError(f"the phase pooling sigma must be 0 or more, not {self.phase_sigma}")
+        if not self.phase_sigma_nm >= 0:
+            raise InputError(
+                f"the phase pooling sigma must be 0 nm or more, not {self.phase_sigma_nm}")
         if self.tile is not None and self.tile < 8:
             raise InputError(f"a tile of {self.tile} voxels is too small; use 32 or more")
 
@@ -100,6 +101,8 @@ class Prediction:
     stopped: bool = False
     tiles: int = 0
     seconds: float = 0.0
+    intensity: dict | None = None  # the calibration (or normalisation) applied
+    resampled_from_nm: tuple[float, ...] | None = None  # the grid's voxel size, when resampled
 
 
 def predict(
@@ -108,9 +111,15 @@ def predict(
     config: PredictConfig = PredictConfig(),
     *,
     outputs: PredictOutputs | None = None,
+    voxel_size_nm: tuple[float, ...] | float | None = None,
     stop: threading.Event | None = None,
 ) -> Job[Prediction]:
     """Segment ``image`` (z, y, x) with ``model``; yields a progress record per batch of tiles.
+
+    ``voxel_size_nm`` (default: the outputs', else the model's) is the image's: an image whose
+    voxels differ from the model's working size is resampled for the network and the results
+    come back on the image's grid. Grey levels are calibrated on the image itself (vacuum and
+    Li, ``calibration``); ``Prediction.intensity`` records the calibration used.
 
     Checks the image at once (3D, numeric, finite: ``InputError`` before any work), then returns
     the job. With ``outputs`` the results stream into MRC files (renamed into place only when the
@@ -118,7 +127,7 @@ def predict(
     are arrays in memory. ``probabilities`` is a tuple of per-class arrays in ``class_ids`` order.
     """
     check_volume(image, "segment")
-    return with_cpu_math(_predict_tiles(image, model, config, outputs, stop))
+    return with_cpu_math(_predict_tiles(image, model, config, outputs, stop, voxel_size_nm))
 
 
 def check_volume(image: np.ndarray, task: str) -> None:
@@ -147,40 +156,54 @@ def _predict_tiles(
     config: PredictConfig,
     outputs: PredictOutputs | None,
     stop: threading.Event | None,
+    voxel_size_nm: tuple[float, ...] | None,
 ) -> Job[Prediction]:
     import time
 
+    from .resample import needs_resampling, to_working_grid
+
     device = resolve_device(config.device)
     model.to(device)
-    norm = model.normalisation.for_image(image)
-    grid = TileGrid.for_volume(
-        image.shape, config.tile or model.patch_size, config.overlap,
-        model.architecture.size_multiple,
-    )
+    out = outputs or PredictOutputs()
+    voxel = voxel_size_nm or (outputs.voxel_size_nm if outputs is not None else None)
+    working = model.voxel_size_nm
+    resampled = needs_resampling(voxel, working)
+    norm = model.normalisation.for_image(image, voxel or working or 1.0)
     names = model.ontology.names
     class_ids = model.class_ids
-    out = outputs or PredictOutputs()
     want_prob = config.probabilities or out.probabilities is not None
     want_unc = config.uncertainty or out.uncertainty is not None
     started = time.perf_counter()
+    network_input = to_working_grid(image, voxel, working) if resampled else image
+    grid = TileGrid.for_volume(
+        network_input.shape, config.tile or model.patch_size, config.overlap,
+        model.architecture.size_multiple,
+    )
+    grid_voxel = working if resampled else (voxel or working)
+    # A grid of unknown voxel size is taken as 2 nm, the sample's and pre-training's.
+    sigma = config.phase_sigma_nm / float(np.mean(grid_voxel or 2.0))
 
-    files = _OutputFiles(out)
+    files = _OutputFiles(out, (f"napari-cryoli intensity {_calibration_label(norm)}",))
     try:
         labels = files.array(out.labels, image.shape, np.uint8, labels=True)
         prob_paths = out.probability_paths(names) if out.probabilities else [None] * len(names)
         probs = [files.array(p, image.shape, np.float16) for p in prob_paths] if want_prob else None
         unc = files.array(out.uncertainty, image.shape, np.float32) if want_unc else None
-        runner = TileRunner(model, config.precision, config.tta, device, config.phase_sigma)
+        runner = TileRunner(model, config.precision, config.tta, device, sigma)
         done = 0
-        for n_tiles, finished in sliding_window(image, grid, runner, norm.apply, len(names),
-                                                config.batch_size):
+        events = sliding_window(network_input, grid, runner, norm.apply, len(names),
+                                config.batch_size)
+        if resampled:
+            events = _on_original_grid(events, len(names), network_input.shape, image.shape,
+                                       voxel, working)
+        for n_tiles, finished in events:
             if finished is None:
                 done += n_tiles
                 yield Progress(done, grid.n_tiles, f"tile {done}/{grid.n_tiles}")
                 if stop_requested(stop):
                     files.close(discard=True)
                     return Prediction(None, None, None, tuple(map(int, class_ids)), True, done,
-                                      time.perf_counter() - started)
+                                      time.perf_counter() - started, norm.to_dict())
                 continue
             z0, z1, blended = finished
             labels[z0:z1] = class_ids[np.argmax(blended, axis=0)]
@@ -205,14 +228,43 @@ def _predict_tiles(
         stopped=False,
         tiles=grid.n_tiles,
         seconds=time.perf_counter() - started,
+        intensity=norm.to_dict(),
+        resampled_from_nm=tuple(map(float, np.broadcast_to(voxel, (3,)))) if resampled else None,
     )
+
+
+def _on_original_grid(events, n_classes: int, work_shape, shape, voxel, working):
+    """The events of a run on the working grid, its finished sections mapped to the original
+    grid: probabilities are held on the (smaller or similar) working grid, then interpolated a
+    few sections at a time."""
+    from .resample import to_original_grid
+
+    held = np.zeros((n_classes, *work_shape), np.float16)
+    for n, finished in events:
+        if finished is None:
+            yield n, None
+            continue
+        z0, z1, blended = finished
+        held[:, z0:z1] = blended
+    for z0 in range(0, shape[0], _FINISH_ROWS):
+        z1 = min(shape[0], z0 + _FINISH_ROWS)
+        p = to_original_grid(held, z0, z1, shape, voxel, working)
+        yield 0, (z0, z1, p / np.maximum(p.sum(axis=0, keepdims=True), 1e-6))
+
+
+def _calibration_label(norm) -> str:
+    d = norm.to_dict()
+    if d.get("kind") == "calibration":
+        return f"vacuum {d['vacuum']:.5g} Li {d['li']:.5g} ({d['source']})"
+    return f"centre {d['center']:.5g} scale {d['scale']:.5g}"
 
 
 class _OutputFiles:
     """The outputs of one prediction: arrays in memory, or memmaps of MRC files being written."""
 
-    def __init__(self, outputs: PredictOutputs) -> None:
+    def __init__(self, outputs: PredictOutputs, notes: tuple[str, ...] = ()) -> None:
         self.outputs = outputs
+        self.notes = notes
         self._items: list[tuple[Path | None, object, np.ndarray]] = []
 
     def array(self, path: Path | None, shape: tuple[int, ...], dtype, labels: bool = False):
@@ -223,7 +275,8 @@ class _OutputFiles:
         from ..io import open_mrc_for_writing
 
         cm = open_mrc_for_writing(path, shape, dtype, voxel_size_nm=self.outputs.voxel_size_nm,
-                                  origin_nm=self.outputs.origin_nm, labels=labels)
+                                  origin_nm=self.outputs.origin_nm, labels=labels,
+                                  extra_labels=self.notes)
         a = cm.__enter__()
         self._items.append((path, cm, a))
         return a
@@ -300,7 +353,7 @@ class TileRunner:
     """The network applied to a batch of normalised tiles: class probabilities, no gradients."""
 
     def __init__(self, model: SegmentationModel, precision: Precision, tta: bool, device: str,
-                 phase_sigma: float = PHASE_SIGMA) -> None:
+                 phase_sigma: float = PHASE_SIGMA_NM / 2.0) -> None:
         import torch
 
         from ..classes import LI, LIH

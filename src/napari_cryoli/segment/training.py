@@ -21,8 +21,10 @@ import numpy as np
 from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology, count_voxels
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
+from .calibration import calibrate
 from .model import Normalisation, SegmentationModel, resolve_device, with_cpu_math
 from .prediction import check_volume
+from .resample import needs_resampling, to_working_grid
 from .sampling import (
     IGNORE,
     WITHIN_TOMOGRAM,
@@ -51,6 +53,9 @@ class TrainConfig:
     The run ends at ``minutes`` or ``max_steps`` (whichever comes first; at least one must be
     set), when validation has not improved for ``patience`` evaluations, or when stopped.
     ``lr`` None is ``LR_FROM_SCRATCH`` or, with a starting model, ``LR_FINE_TUNING``.
+    ``intensity`` is how grey levels are mapped for the network: "percentiles" of the whole
+    volume, or "calibrated" on vacuum and Li (``calibration``; the transfer benchmark compares
+    them); a model keeps its mapping and applies it to every tomogram it segments.
     """
 
     base_channels: int = 8
@@ -73,6 +78,7 @@ class TrainConfig:
     keep_weight: float = 1.0
     freeze_norm: bool = True
     jitter: Jitter = WITHIN_TOMOGRAM
+    intensity: str = "percentiles"
     preview_z: int | None = None
     preview_every_s: float = 5.0
 
@@ -89,6 +95,8 @@ class TrainConfig:
             raise InputError("batch size must be at least 1 and patches at least 8 voxels wide")
         if self.lr is not None and not self.lr > 0:
             raise InputError(f"the learning rate must be positive, not {self.lr}")
+        if self.intensity not in ("percentiles", "calibrated"):
+            raise InputError(f"intensity must be 'percentiles' or 'calibrated', not {self.intensity!r}")
         if not 0 <= self.val_fraction < 0.5:
             raise InputError(f"the validation fraction must be in [0, 0.5), not {self.val_fraction}")
 
@@ -238,17 +246,25 @@ def _train_steps(
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    working = init.voxel_size_nm if init is not None and init.voxel_size_nm else voxel_size_nm
+    intensity = grey_levels(image, labels, voxel_size_nm or working,
+                            calibrated=config.intensity == "calibrated")
+    original_shape = image.shape
+    resampled = needs_resampling(voxel_size_nm, working)
+    if resampled:
+        image = to_working_grid(image, voxel_size_nm, working)
+        labels = labels_to_working_grid(labels, voxel_size_nm, working)
     if init is not None:
         model = SegmentationModel(
             copy.deepcopy(init.network).to(device), ontology=ontology,
-            normalisation=Normalisation.of(image), voxel_size_nm=voxel_size_nm or init.voxel_size_nm,
+            normalisation=intensity, voxel_size_nm=working,
             patch_size=init.patch_size, summary={"fine_tuned_from": init.summary},
         )
     else:
         model = SegmentationModel.create(
             ontology=ontology, base_channels=config.base_channels, depth=config.depth,
-            smoothing_sigmas=config.smoothing_sigmas, normalisation=Normalisation.of(image),
-            voxel_size_nm=voxel_size_nm, patch_size=config.patch_size, device=device,
+            smoothing_sigmas=config.smoothing_sigmas, normalisation=intensity,
+            voxel_size_nm=working, patch_size=config.patch_size, device=device,
         )
     multiple = model.architecture.size_multiple
     patch = max(multiple, config.patch_size // multiple * multiple)
@@ -365,7 +381,16 @@ def _train_steps(
         now = time.perf_counter()
         if config.preview_z is not None and now - last_preview >= max(config.preview_every_s,
                                                                        3 * preview_cost):
-            preview = preview_section(evaluated(), image, config.preview_z, norm)
+            if resampled:  # the section nearest to the one shown, on the shown grid
+                z = int(config.preview_z * image.shape[0] / original_shape[0])
+                section = preview_section(evaluated(), image, z, norm)
+                rows = np.minimum((np.arange(original_shape[1]) + 0.5) * section.shape[0]
+                                  / original_shape[1], section.shape[0] - 1).astype(int)
+                cols = np.minimum((np.arange(original_shape[2]) + 0.5) * section.shape[1]
+                                  / original_shape[2], section.shape[1] - 1).astype(int)
+                preview = section[np.ix_(rows, cols)]
+            else:
+                preview = preview_section(evaluated(), image, config.preview_z, norm)
             last_preview = time.perf_counter()
             preview_cost = last_preview - now
             train_mode()
@@ -397,6 +422,9 @@ def _train_steps(
         "validation_voxels": int(sparse.is_val.sum()),
         "device": device,
         "lr": lr,
+        "intensity": intensity.to_dict(),
+        "trained_on_voxel_size_nm": None if voxel_size_nm is None
+        else [float(v) for v in np.broadcast_to(voxel_size_nm, (3,))],
         "config": {k: v for k, v in asdict(config).items() if k not in ("preview_z",)},
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
@@ -404,6 +432,29 @@ def _train_steps(
     if checkpoint_path is not None:
         result_model.save(checkpoint_path)
     return TrainResult(result_model, stopped, history, best_dice, summary)
+
+
+def grey_levels(image: np.ndarray, labels: np.ndarray | None, voxel_size_nm, calibrated: bool):
+    """The grey-level mapping a model trains with: the physical calibration (vacuum 0, Li 1;
+    polarity from the strokes where they tell it), or percentiles for models made before it."""
+    if not calibrated:
+        return Normalisation.of(image)
+    return calibrate(image, voxel_size_nm if voxel_size_nm is not None else 1.0, labels)
+
+
+def labels_to_working_grid(labels: np.ndarray, voxel_size_nm, working_nm) -> np.ndarray:
+    """Sparse labels on the working grid: each working voxel takes the label at its centre."""
+    from .resample import _centres, working_shape
+
+    shape = working_shape(labels.shape, voxel_size_nm, working_nm)
+    h = np.broadcast_to(np.asarray(voxel_size_nm, float), (3,))
+    w = np.broadcast_to(np.asarray(working_nm, float), (3,))
+    idx = [np.round(_centres(n, wi, hi, m)).astype(int)
+           for n, wi, hi, m in zip(shape, w, h, labels.shape)]
+    out = np.empty(shape, np.uint8)
+    for k, z in enumerate(idx[0]):
+        out[k] = np.asarray(labels[z])[np.ix_(idx[1], idx[2])]
+    return out
 
 
 def preview_section(

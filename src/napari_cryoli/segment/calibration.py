@@ -1,0 +1,324 @@
+"""Grey-level calibration on physical levels: vacuum at 0, Li metal at 1, dense positive.
+
+A reconstruction's grey values are an unknown affine function of density: weighted
+back-projection removes most of the mean, so the offset moves with how much of the field is
+metal, and the gain with dose, filters and software. Percentile statistics of the whole volume
+move with the field's content too: with more metal in view, Li slides to where LiH was. Two
+anchors fix both unknowns whatever fills the field:
+
+- **vacuum**, the least dense population that is a large part of the field (always present
+  around dendrites on a grid): the lowest peak of the smoothed grey-level histogram, read with
+  dense values positive;
+- **Li metal**: the lighter of the two populations (Li, LiH) inside the metal cores, found as
+  what survives an erosion of the dense
+  voxels by a ball of ``CORE_RADIUS_NM`` (which removes the SEI shell with the metal next to it,
+  the support film, fiducials and streaks) and a two-component fit of their smoothed grey levels.
+
+The Li level is read the same way on the tomogram a model is trained on and on every tomogram it
+is applied to, so that a bias of the reading cancels; the user's Li strokes, where there are
+enough, are the check (``stroke_li``: where the painted Li sits on the calibrated scale, ideally 1)
+and the fallback when no metal core is found. Polarity (dense dark as in IMOD, or inverted) comes
+from the strokes (SEI and LiH are denser than Li) or else from the histogram: dense material (SEI,
+carbon, Cu, gold) forms a long tail on one side of the bulk, vacuum a sharp edge on the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..classes import LI, LIH, SEI
+from ..errors import InputError
+
+#: Voxel size (nm) of the binned copy the levels are read from: fine enough for 100-200 nm
+#: dendrites and their 10 nm shells, coarse enough to be cheap and to average the noise.
+ANALYSIS_VOXEL_NM = 4.0
+#: The erosion that leaves metal cores: deeper than the compact SEI (and a few nm of metal
+#: mixed with it at this resolution) and the film, shallower than any dendrite's radius.
+CORE_RADIUS_NM = 25.0
+#: Smoothing (nm) that finds the metal cores and averages their grey levels before the fit.
+CORE_SMOOTHING_NM = 8.0
+#: At most this many voxels in the binned copy.
+MAX_ANALYSIS_VOXELS = 6_000_000
+#: Where Li lands after calibration: dense negative as in IMOD's convention, on about the scale
+#: percentile normalisation gave (Li -0.3 to -0.45), so a network trained on either reads it.
+LI_VALUE = -0.35
+#: Calibrated values (in Li units) are clipped here: Cu and gold are tens of Li units dense, and unbounded
+#: inputs would let a fiducial dominate a tile.
+CLIP = (-4.0, 12.0)
+#: LiH's contrast against vacuum in units of Li's: 0.78 against 0.534 g/cm³ is 1.46, and the
+#: point spread and the back-projection's filter bring it to about 1.35-1.4 inside grains of a
+#: few tens of nm (measured on the phantoms).
+LIH_TO_LI_CONTRAST = 1.4
+#: Painted Li voxels needed to read the Li level from the strokes.
+MIN_STROKE_VOXELS = 50
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Grey levels in Li units, ``(x - vacuum) / (li - vacuum)`` (vacuum 0, Li 1, LiH about 1.4),
+    handed to the network as ``LI_VALUE`` times that (dense negative).
+
+    ``vacuum`` and ``li`` are grey levels of the tomogram; ``li < vacuum`` is the usual dense-dark
+    contrast, ``li > vacuum`` inverted. ``source`` says where the Li level came from ("metal
+    cores"; "strokes" or "histogram" when no metal core was found); ``lih_share`` is the share of
+    the core voxels in the denser population (a diagnostic, not a measurement), ``noise`` the
+    standard deviation of vacuum in Li units, ``stroke_li`` the painted Li's median on this scale.
+    """
+
+    vacuum: float
+    li: float
+    source: str = "metal cores"
+    lih_share: float | None = None
+    noise: float | None = None
+    per_image: bool = True
+    stroke_li: float | None = None
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.vacuum) or not np.isfinite(self.li) or self.li == self.vacuum:
+            raise InputError("a calibration needs distinct, finite vacuum and Li levels")
+
+    @property
+    def inverted(self) -> bool:
+        """Dense material is brighter than vacuum (the opposite of IMOD's convention)."""
+        return self.li > self.vacuum
+
+    def apply(self, block: np.ndarray) -> np.ndarray:
+        out = np.asarray(block, dtype=np.float32) - np.float32(self.vacuum)
+        out *= np.float32(1.0 / (self.li - self.vacuum))
+        np.clip(out, *CLIP, out=out)
+        out *= np.float32(LI_VALUE)
+        return out
+
+    def in_li_units(self, values: np.ndarray) -> np.ndarray:
+        """Grey levels on the physical scale: vacuum 0, Li 1."""
+        return (np.asarray(values, np.float64) - self.vacuum) / (self.li - self.vacuum)
+
+    def for_image(
+        self, image: np.ndarray, voxel_size_nm: float | tuple[float, ...] = 2.0
+    ) -> Calibration:
+        """The calibration to apply to ``image``: its own when ``per_image``."""
+        return calibrate(image, voxel_size_nm) if self.per_image else self
+
+    def describe(self) -> str:
+        polarity = "inverted (dense bright)" if self.inverted else "dense dark"
+        share = "" if self.lih_share is None else f", denser share of the metal {self.lih_share:.2f}"
+        noise = "" if self.noise is None else f", vacuum noise {self.noise:.2f} Li units"
+        check = "" if self.stroke_li is None else f", painted Li at {self.stroke_li:.2f}"
+        return (f"vacuum {self.vacuum:.4g}, Li {self.li:.4g} ({polarity}; Li level from "
+                f"{self.source}{share}{noise}{check})")
+
+    def to_dict(self) -> dict:
+        return {"kind": "calibration", "vacuum": self.vacuum, "li": self.li,
+                "source": self.source, "lih_share": self.lih_share, "noise": self.noise,
+                "inverted": self.inverted, "per_image": self.per_image,
+                "stroke_li": self.stroke_li}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibration:
+        def opt(key):
+            return None if d.get(key) is None else float(d[key])
+
+        return cls(float(d["vacuum"]), float(d["li"]), str(d.get("source", "metal cores")),
+                   opt("lih_share"), opt("noise"), bool(d.get("per_image", True)), opt("stroke_li"))
+
+
+def describe_intensity(d: dict | None) -> str:
+    """One line on the grey-level mapping a checkpoint or a prediction records."""
+    if not d:
+        return "not recorded"
+    if d.get("kind") == "calibration":
+        return Calibration.from_dict(d).describe()
+    return (f"percentiles of the whole volume (median {d['center']:.4g}, spread {d['scale']:.4g}; "
+            "a model trained before calibration)")
+
+
+def calibrate(
+    image: np.ndarray,
+    voxel_size_nm: float | tuple[float, ...],
+    labels: np.ndarray | None = None,
+) -> Calibration:
+    """The vacuum and Li levels of ``image`` (z, y, x), from ``labels`` (strokes) where painted.
+
+    Reads a binned, smoothed copy slab by slab, so a memory-mapped tomogram larger than RAM is
+    calibrated in bounded memory. Raises ``InputError`` when the volume has no contrast.
+    """
+    from scipy import ndimage as ndi
+
+    h = np.broadcast_to(np.asarray(voxel_size_nm, float), (3,))
+    factors = _bin_factors(image.shape, h)
+    coarse = bin_volume(image, factors)
+    hc = h * factors
+    smooth = ndi.gaussian_filter(coarse, sigma=ANALYSIS_VOXEL_NM / 2 / hc, mode="nearest")
+    lo, hi = np.percentile(smooth, [0.5, 99.5])
+    if not hi > lo:
+        raise InputError("the image has no contrast to calibrate (it is uniform)")
+
+    strokes = _stroke_levels(image, labels, smooth, factors) if labels is not None else {}
+    sign = _polarity(smooth, strokes)
+    dense = sign * smooth
+    vacuum, noise = _vacuum_level(dense)
+    painted = sign * strokes[LI][0] if strokes.get(LI, (0, 0))[1] >= MIN_STROKE_VOXELS else None
+    li, share = _core_level(dense, hc)
+    source = "metal cores"
+    if li is None and painted is not None:
+        li, source = painted, "strokes"
+    elif li is None:  # no dendrite-sized object: a rough scale from the dense tail
+        li, source = vacuum + 0.25 * (np.percentile(dense, 99.5) - vacuum), "histogram"
+    li = max(li, vacuum + 1e-6 * (hi - lo))
+    scale = li - vacuum
+    check = None if painted is None else round(float((painted - vacuum) / scale), 3)
+    return Calibration(float(sign * vacuum), float(sign * li), source,
+                       None if share is None else round(float(share), 3),
+                       round(float(noise / scale), 4), stroke_li=check)
+
+
+def bin_volume(image: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
+    """Block means of ``image`` over ``factors`` voxels (float32), read a slab at a time.
+
+    Edge voxels that do not fill a block are dropped (at most ``factor - 1`` per axis).
+    """
+    fz, fy, fx = factors
+    nz, ny, nx = (n // f for n, f in zip(image.shape, factors))
+    if min(nz, ny, nx) < 1:
+        raise InputError(f"the volume {image.shape} is too small to bin by {factors}")
+    out = np.empty((nz, ny, nx), np.float32)
+    step = max(1, (32 << 20) // max(1, fz * image[0].nbytes))
+    for z0 in range(0, nz, step):
+        z1 = min(nz, z0 + step)
+        slab = np.asarray(image[z0 * fz : z1 * fz, : ny * fy, : nx * fx], dtype=np.float32)
+        out[z0:z1] = slab.reshape(z1 - z0, fz, ny, fy, nx, fx).mean(axis=(1, 3, 5))
+    return out
+
+
+def _bin_factors(shape: tuple[int, ...], h: np.ndarray) -> tuple[int, int, int]:
+    f = np.maximum(1, np.round(ANALYSIS_VOXEL_NM / h)).astype(int)
+    while np.prod(np.asarray(shape) // f) > MAX_ANALYSIS_VOXELS:
+        f += 1
+    f = np.minimum(f, np.maximum(1, np.asarray(shape) // 8))
+    return tuple(int(v) for v in f)  # type: ignore[return-value]
+
+
+def _stroke_levels(image, labels, smooth, factors) -> dict[int, tuple[float, int]]:
+    """Median smoothed grey level and voxel count of each painted phase (Li, LiH, SEI)."""
+    if labels.shape != image.shape:
+        raise InputError(f"the labels (shape {labels.shape}) do not match the image "
+                         f"(shape {image.shape})")
+    out: dict[int, tuple[float, int]] = {}
+    f = np.asarray(factors)
+    limit = np.asarray(smooth.shape) - 1
+    for cls in (LI, LIH, SEI):
+        coords = []
+        for z in range(labels.shape[0]):
+            yx = np.nonzero(np.asarray(labels[z]) == cls)
+            if yx[0].size:
+                coords.append(np.column_stack([np.full(yx[0].size, z), *yx]))
+        if not coords:
+            continue
+        c = np.minimum(np.concatenate(coords) // f, limit)
+        values = smooth[tuple(c.T)]
+        out[cls] = (float(np.median(values)), len(values))
+    return out
+
+
+def _polarity(smooth: np.ndarray, strokes: dict[int, tuple[float, int]]) -> float:
+    """+1 when dense material has higher grey values, -1 when lower (IMOD's convention)."""
+    if LI in strokes:
+        denser = [strokes[c][0] for c in (LIH, SEI) if c in strokes]
+        if denser:
+            return 1.0 if np.median(denser) > strokes[LI][0] else -1.0
+    # Measured from the histogram's peak (vacuum, or metal in a crowded field): dense material
+    # reaches much farther from it than the back-projection's light ringing does.
+    counts, edges = np.histogram(smooth, bins=256)
+    peak = 0.5 * (edges[np.argmax(counts)] + edges[np.argmax(counts) + 1])
+    lo, hi = np.percentile(smooth, [0.1, 99.9])
+    return 1.0 if hi - peak > peak - lo else -1.0
+
+
+def _vacuum_level(dense: np.ndarray) -> tuple[float, float]:
+    """The lowest large peak of the histogram of dense-positive values, and its noise width."""
+    lo, hi = np.percentile(dense, [0.2, 99.8])
+    counts, edges = np.histogram(dense, bins=256, range=(lo, hi))
+    from scipy.ndimage import gaussian_filter1d
+
+    smooth = gaussian_filter1d(counts.astype(float), 2.0)
+    peaks = [i for i in range(1, len(smooth) - 1)
+             if smooth[i] >= smooth[i - 1] and smooth[i] >= smooth[i + 1]
+             and smooth[i] >= 0.2 * smooth.max()]
+    i = peaks[0] if peaks else int(np.argmax(smooth))
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    vacuum = float(centres[i])
+    # Width from the half maximum on the light side: values lighter than vacuum also hold the
+    # back-projection's ringing around dense objects, which a plain deviation would count.
+    half = np.flatnonzero(smooth[: i + 1] < 0.5 * smooth[i])
+    j = half[-1] if half.size else 0
+    noise = (vacuum - float(centres[j])) / 1.1774 if j < i else float(edges[1] - edges[0])
+    return vacuum, max(noise, 1e-12)
+
+
+def _core_level(dense: np.ndarray, hc: np.ndarray) -> tuple[float | None, float | None]:
+    """Li level from the cores of dendrite-sized dense objects, and the denser population's share."""
+    from scipy import ndimage as ndi
+
+    # Found on a copy smoothed over the grain size: at the voxel level Li can sit within two
+    # noise widths of vacuum, and a noisy mask would erode to nothing.
+    sigma = CORE_SMOOTHING_NM / hc
+    blurred = ndi.gaussian_filter(dense, sigma, mode="nearest")
+    vacuum, noise = _vacuum_level(blurred)
+    solid = blurred > vacuum + 4 * noise
+    # Deeper along z, where the missing wedge stretches the film and the shell.
+    radius = np.maximum(1, np.round(CORE_RADIUS_NM * np.array([1.6, 1, 1]) / hc)).astype(int)
+    zz, yy, xx = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]
+    ball = (zz / radius[0]) ** 2 + (yy / radius[1]) ** 2 + (xx / radius[2]) ** 2 <= 1.0
+    cores = ndi.binary_erosion(solid, structure=ball)
+    if cores.sum() < 50:
+        return None, None
+    # Averaged within the cores only, so that the shell does not leak in.
+    weight = ndi.gaussian_filter(cores.astype(np.float32), sigma)
+    pooled = ndi.gaussian_filter(np.where(cores, dense, 0).astype(np.float32), sigma)
+    values = pooled[cores] / np.maximum(weight[cores], 1e-6)
+    # The spread one population keeps after the same averaging, read in the vacuum's cores:
+    # with it fixed, the fit cannot merge Li and LiH into one broad population.
+    empty = ndi.binary_erosion(blurred < vacuum + 2 * noise, structure=ball)
+    spread = None
+    if empty.sum() >= 50:
+        w_e = ndi.gaussian_filter(empty.astype(np.float32), sigma)
+        p_e = ndi.gaussian_filter(np.where(empty, dense, 0).astype(np.float32), sigma)
+        spread = float(np.std(p_e[empty] / np.maximum(w_e[empty], 1e-6)))
+    return _li_level(values, vacuum, spread=spread)
+
+
+def _li_level(values: np.ndarray, vacuum: float, ratio: float = LIH_TO_LI_CONTRAST,
+              spread: float | None = None) -> tuple[float, float]:
+    """Li level of core values holding Li, LiH at ``ratio`` times Li's contrast, and outliers.
+
+    A mixture fit whose LiH component is tied to the Li one: Li and LiH differ by about the
+    spread of each after averaging, too little to split them freely, and tying them keeps the
+    Li level from sliding with the LiH share. Outliers (shell or film left in the cores, Cu) are
+    a flat component. Returns the Li level and the LiH share of the metal.
+    """
+    v = values.astype(np.float64) - vacuum
+    lo, hi = float(v.min()), float(v.max())
+    flat = 1.0 / max(hi - lo, 1e-12)
+    level = float(np.percentile(v, 30))
+    w = np.array([0.45, 0.45, 0.1])  # Li, LiH, outliers
+    var = max(float(np.var(v)) / 4 if spread is None else spread**2, 1e-12)
+    for _ in range(200):
+        means = np.array([level, ratio * level])
+        dens = np.exp(-0.5 * (v[:, None] - means[None, :]) ** 2 / var) / np.sqrt(2 * np.pi * var)
+        p = np.column_stack([dens * w[:2], np.full(len(v), flat * w[2])])
+        r = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+        n = r.sum(axis=0)
+        new = float((r[:, 0] @ v + ratio * (r[:, 1] @ v)) / max(n[0] + ratio**2 * n[1], 1e-12))
+        if spread is None:
+            var = max(float((r[:, 0] @ (v - new) ** 2 + r[:, 1] @ (v - ratio * new) ** 2)
+                            / max(n[0] + n[1], 1e-12)), 1e-12)
+        w = np.maximum(n / len(v), 1e-6)
+        w /= w.sum()
+        converged = abs(new - level) <= 1e-7 * (hi - lo + 1e-12)
+        level = new
+        if converged:
+            break
+    share = float(w[1] / (w[0] + w[1]))
+    return vacuum + level, share

@@ -1,0 +1,67 @@
+"""Resampling between a tomogram's grid and a model's working voxel size."""
+
+import numpy as np
+import pytest
+
+from napari_cryoli.classes import BACKGROUND, LI
+from napari_cryoli.io import read_mrc
+from napari_cryoli.jobs import run_job
+from napari_cryoli.segment import PredictConfig, PredictOutputs, SegmentationModel, predict
+from napari_cryoli.segment.calibration import Calibration
+from napari_cryoli.segment.resample import (
+    needs_resampling,
+    to_original_grid,
+    to_working_grid,
+    working_shape,
+)
+from napari_cryoli.segment.training import labels_to_working_grid
+
+
+def test_fine_voxels_are_binned_to_the_working_size():
+    rng = np.random.default_rng(0)
+    fine = rng.normal(size=(40, 40, 40)).astype(np.float32)
+    coarse = to_working_grid(fine, 1.0, 2.0)
+    assert coarse.shape == (20, 20, 20)
+    np.testing.assert_allclose(coarse, fine.reshape(20, 2, 20, 2, 20, 2).mean(axis=(1, 3, 5)),
+                               atol=1e-5)
+    assert not needs_resampling((2.02, 2.0, 1.98), 2.0) and needs_resampling(0.84, 2.0)
+    assert working_shape((100, 200, 300), 0.84, 2.0) == (42, 84, 126)
+
+
+def test_a_smooth_field_survives_the_round_trip():
+    z, y, x = np.meshgrid(*(np.arange(n) for n in (30, 50, 50)), indexing="ij")
+    field = np.sin(x / 9.0) + np.cos(y / 7.0) + z / 30.0
+    work = to_working_grid(field.astype(np.float32), 1.0, 2.5)
+    back = to_original_grid(work[None], 0, 30, field.shape, 1.0, 2.5)[0]
+    assert back.shape == field.shape
+    inner = (slice(3, -3),) * 3
+    assert np.abs(back - field)[inner].max() < 0.12
+
+
+def test_sparse_labels_keep_their_classes_on_the_working_grid():
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[10:14, 5:35, 20:23] = LI
+    labels[30:32, :, :] = BACKGROUND
+    work = labels_to_working_grid(labels, 1.0, 2.0)
+    assert work.shape == (20, 20, 20)
+    assert set(np.unique(work)) == {0, BACKGROUND, LI}
+    assert (work == LI).sum() == pytest.approx((labels == LI).sum() / 8, rel=0.35)
+
+
+def test_prediction_on_finer_voxels_comes_back_on_the_image_grid(tmp_path):
+    from napari_cryoli.segment.network import Architecture, UNet3d
+
+    net = UNet3d(Architecture(5, 4, 2, (1.0,)))
+    model = SegmentationModel(net, normalisation=Calibration(0.0, -1.0), voxel_size_nm=(2.0,) * 3,
+                              patch_size=16)
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(24, 40, 36)).astype(np.float32)
+    image[8:16, 10:30, 10:26] -= 1.0
+    out = PredictOutputs(labels=tmp_path / "seg.mrc", voxel_size_nm=(1.0, 1.0, 1.0))
+    result = run_job(predict(image, model, PredictConfig(tile=16, uncertainty=True), outputs=out))
+    assert result.resampled_from_nm == (1.0, 1.0, 1.0)
+    assert result.labels.shape == image.shape and result.uncertainty.shape == image.shape
+    assert result.intensity["kind"] == "calibration"
+    seg = read_mrc(tmp_path / "seg.mrc")
+    np.testing.assert_allclose(seg.voxel_size_nm, (1.0, 1.0, 1.0), rtol=1e-5)
+    assert any("napari-cryoli intensity vacuum" in t for t in seg.header["labels"])
