@@ -140,12 +140,19 @@ def tilt_series(
     slab = (slab_mass_nm / np.cos(np.deg2rad(angles))).astype(np.float32)[:, None, None]
     if slab_edge is not None:
         slab = slab * _slab_coverage(slab_edge, *density.shape[1:], voxel_nm, angles)
-    mass = project(density, angles, device=device) * np.float32(voxel_nm)  # g/cm³ · nm
+    both = defocus_nm > 0 and phase_density is not None
+    if both:  # one projection of the two maps side by side along the tilt axis
+        ny = density.shape[1]
+        pair = project(np.concatenate([density, phase_density], axis=1), angles, device=device)
+        mass, phase_mass = pair[:, :ny], pair[:, ny:] * np.float32(voxel_nm) + slab
+        mass = mass * np.float32(voxel_nm)  # g/cm³ · nm
+    else:
+        mass = project(density, angles, device=device) * np.float32(voxel_nm)  # g/cm³ · nm
     mass += slab
     transmitted = np.exp(-mass / np.float32(ATTENUATION_LENGTH_NM))
     if defocus_nm > 0:
-        if phase_density is not None:
-            mass = project(phase_density, angles, device=device) * np.float32(voxel_nm) + slab
+        if both:
+            mass = phase_mass
         a = AMPLITUDE_CONTRAST
         # a weak object: amplitude -mass/(2Λ) and phase mass/(2Λ) · √(1-A²)/A
         phase = mass * np.float32(np.sqrt(1 - a * a) / a / (2 * ATTENUATION_LENGTH_NM))

@@ -221,14 +221,31 @@ def _worst_excursion(spec: PhantomSpec) -> float:
     return 0.15 * length * 2 / 3 if spec.bent else math.tan(math.radians(4)) * length / 2
 
 
+def _room(spec: PhantomSpec, frame: _Frame) -> float:
+    """Width (nm) across their axis that the dendrites are laid side by side in."""
+    room = frame.width - 2 * _MARGIN_NM
+    if frame.corner_nm or spec.overhang_nm:
+        room += 2 * spec.overhang_nm - frame.corner_nm
+    return room
+
+
+def required_thickness_nm(
+    diameter_nm: float, sei_nm: float, film_thickness_nm: float, voxel_size_nm: float
+) -> float:
+    """Least z extent (nm) that holds a dendrite of ``diameter_nm`` on the film in its shell."""
+    h = float(voxel_size_nm)
+    wobble = 1 + _RADIUS_WOBBLE_AXIAL + _RADIUS_WOBBLE_AROUND
+    k0 = max(1, round(_MARGIN_NM / h))
+    film_top = (k0 + max(1, round(film_thickness_nm / h)) - 0.5) * h
+    return diameter_nm * wobble + 2 * sei_nm + film_top + _MARGIN_NM + 2.5 * h
+
+
 def _check_room(spec: PhantomSpec) -> None:
     """Raise ``InputError`` unless the dendrites fit the volume (checked before any work)."""
     r_lo, _ = _radius_range(spec)
     n = int(spec.n_dendrites)
     frame = _frame(spec)
-    room = frame.width - 2 * _MARGIN_NM
-    if frame.corner_nm:
-        room -= frame.corner_nm
+    room = _room(spec, frame)
     if 2 * n * float(_half_widths(spec, r_lo, _worst_excursion(spec))) > room:
         where = (
             f"in {spec.shape[2]} voxels of {spec.voxel_size_nm:g} nm along x"
@@ -260,7 +277,8 @@ class PhantomSpec:
     lie on the film or in the vacuum (all background). Imaging: ``scattering`` ``elemental``
     weights each material by its scattering per mass (``scattering_per_mass``); ``defocus_um``
     > 0 adds phase contrast through the CTF; ``denoise_sigma_nm`` smooths the tomogram as a
-    denoiser would; ``inverted`` flips its sign (dense = bright).
+    denoiser would; ``inverted`` flips its sign (dense = bright). ``overhang_nm`` lets the
+    outermost dendrites reach that far beyond the field's sides (a field inside a bundle).
     """
 
     shape: tuple[int, int, int] = (96, 160, 160)
@@ -293,8 +311,11 @@ class PhantomSpec:
     defocus_um: float = 0.0
     denoise_sigma_nm: float = 0.0
     inverted: bool = False
+    overhang_nm: float = 0.0
 
     def __post_init__(self) -> None:
+        if not self.overhang_nm >= 0:
+            raise InputError("the overhang cannot be negative")
         if not math.isfinite(self.axis_angle_deg):
             raise InputError("the axis angle must be a number of degrees")
         if self.film not in ("full", "none", "holey"):
@@ -565,7 +586,10 @@ def build_specimen(spec: PhantomSpec, rng: np.random.Generator) -> Specimen:
 
     cu_truth = []
     if spec.cu:
-        cu_truth = _place_cu(labels, owner, dendrites, rng, h, frame, spec.cu_anywhere)
+        cu_truth = _place_cu(
+            labels, owner, dendrites, rng, h, frame, spec.cu_anywhere,
+            inside=spec.cu_anywhere or spec.overhang_nm > 0,
+        )  # fmt: skip
 
     # The film: everywhere, nowhere, or on one side of a hole's edge.
     film_edge = None
@@ -682,9 +706,7 @@ def _draw_dendrites(spec: PhantomSpec, frame: _Frame, rng, film_top: float) -> l
         rng.uniform(0.08, 0.15, n) * length * rng.choice([-1, 1], n) if spec.bent else np.zeros(n)
     )
     excursion = np.abs(slopes) * length / 2 + np.abs(sagittas) * 2 / 3
-    room = frame.width - 2 * _MARGIN_NM
-    if frame.corner_nm:
-        room -= frame.corner_nm
+    room = _room(spec, frame)
     free = room - 2 * _half_widths(spec, radii, excursion).sum()
     if free < 0:  # too wide together: shrink towards the smallest diameter (fits, see spec)
         radii = np.full(n, r_lo)
@@ -692,8 +714,8 @@ def _draw_dendrites(spec: PhantomSpec, frame: _Frame, rng, film_top: float) -> l
     gaps = rng.dirichlet(np.ones(n + 1)) * free
     widths = 2 * _half_widths(spec, radii, excursion)
     left = _MARGIN_NM + np.cumsum(gaps[:-1]) + np.concatenate(([0], np.cumsum(widths)[:-1]))
-    if frame.corner_nm:
-        left = left + frame.corner_nm / 2
+    if frame.corner_nm or spec.overhang_nm:
+        left = left + frame.corner_nm / 2 - spec.overhang_nm
     dendrites = []
     for i in range(n):
         axial = tuple(
@@ -827,9 +849,11 @@ def _grow_lih(
             allowed &= ~ndimage.binary_dilation(region, whole)[idx]
 
 
-def _place_cu(labels, owner, dendrites, rng, h, frame: _Frame, anywhere=False) -> list[dict]:
+def _place_cu(
+    labels, owner, dendrites, rng, h, frame: _Frame, anywhere=False, inside=False
+) -> list[dict]:
     """One Cu particle (radius 8-15 nm) inside the metal: next to the LiH mid-dendrite, or
-    (``anywhere``) anywhere it is buried in some dendrite's metal."""
+    (``anywhere``) anywhere it is buried in some dendrite's metal; ``inside``: whole in the field."""
     from scipy import ndimage
 
     radius = float(rng.uniform(8.0, 15.0))
@@ -841,6 +865,11 @@ def _place_cu(labels, owner, dendrites, rng, h, frame: _Frame, anywhere=False) -
     metal = owner[box] == host
     depth = ndimage.distance_transform_edt(metal, sampling=h)
     fits = depth >= radius + h
+    if inside:
+        edge = math.ceil(radius / h) + 1
+        far = np.zeros(labels.shape, bool)
+        far[tuple(slice(edge, n - edge) for n in labels.shape)] = True
+        fits &= far[box]
     if not anywhere:
         n_along = frame.n_along
         if not frame.turned:
@@ -902,7 +931,17 @@ def _contaminants(spec: PhantomSpec, labels, film3, film_top: float, k0: int):
     h = float(spec.voxel_size_nm)
     shape = labels.shape
     top = (np.asarray(shape) - 1) * h
-    clearance = ndimage.distance_transform_edt(labels == BACKGROUND, sampling=h)
+    # distance to labelled matter, measured near it only: farther out it exceeds what is asked
+    reach = 50.0
+    near_box = _box(labels != BACKGROUND, pad=math.ceil(reach / h))
+    near = ndimage.distance_transform_edt(labels[near_box] == BACKGROUND, sampling=h)
+
+    def clearance(i: tuple[int, ...]) -> float:
+        j = tuple(k - b.start for k, b in zip(i, near_box))
+        if all(0 <= k < b.stop - b.start for k, b in zip(j, near_box)):
+            return float(near[j])
+        return reach
+
     film_bottom = (k0 - 0.5) * h
     film_any = bool(film3.any())
     placed: list[tuple[np.ndarray, float]] = []  # bounding spheres so far
@@ -915,7 +954,7 @@ def _contaminants(spec: PhantomSpec, labels, film3, film_top: float, k0: int):
         if np.any(c - r < -h / 2) or np.any(c + r > top + h / 2):
             return False
         i = tuple(np.clip(np.round(c / h).astype(int), 0, np.asarray(shape) - 1))
-        if clearance[i] < r + 2 * h:
+        if clearance(i) < r + 2 * h:
             return False
         if film_any and c[0] - r < film_top - 1e-6 and c[0] + r > film_bottom + 1e-6:
             return False  # in the film's layer (resting on it is touching, not in)
@@ -1125,11 +1164,13 @@ def _truth(
             where = np.nonzero(mine)
             vv = v_grid[box[1], box[2]][where[1], where[2]]
             bins = np.floor(vv / h).astype(int)
-            count = np.bincount(bins - bins.min())
-            centres = (np.arange(count.size) + bins.min() + 0.5) * h
+            first = bins.min() if bins.size else 0
+            count = np.bincount(bins - first)
+            centres = (np.arange(count.size) + first + 0.5) * h
             cos = 1 / np.sqrt(1 + d.axis_slope(centres, length) ** 2)
             area = count * h**2 * cos
-            area = area[area >= 0.5 * np.median(area[area > 0])]  # not the field's clipped ends
+            if area.any():  # not the field's clipped ends
+                area = area[area >= 0.5 * np.median(area[area > 0])]
             axis_v = np.linspace(0.0, length, 17)
         axis_y, axis_x = frame.to_volume(axis_v, d.x_axis(axis_v, length))
         surface = ndimage.binary_dilation(lih_mask) & ~mine
@@ -1137,7 +1178,9 @@ def _truth(
             {
                 "id": i,
                 "diameter_nm": 2 * d.radius,
-                "diameter_measured_nm": float(np.mean(2 * np.sqrt(area / np.pi))),
+                "diameter_measured_nm": (
+                    float(np.mean(2 * np.sqrt(area / np.pi))) if area.any() else None
+                ),
                 "volume_nm3": (li + lih + cu) * voxel,
                 "lih_volume_fraction": lih / (li + lih) if li + lih else 0.0,
                 "lih_fraction_target": targets[i - 1],
