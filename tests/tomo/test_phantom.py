@@ -496,3 +496,14 @@ def test_defocus_adds_phase_contrast_fringes_at_edges():
 def test_impossible_options_raise_input_error(kwargs, message):
     with pytest.raises(InputError, match=message):
         PhantomSpec(**kwargs)
+
+
+def test_overhang_lets_the_dendrite_reach_beyond_the_field():
+    specimen = _specimen(shape=(88, 48, 64), overhang_nm=40.0, diameter_nm=(100, 110), seed=1,
+                         cu_anywhere=True)  # fmt: skip
+    metal = np.isin(specimen.labels, (LI, LIH, CU))
+    assert metal[:, :, 0].any() or metal[:, :, -1].any()  # cut by a side of the field
+    assert specimen.truth["field"]["metal_volume_fraction"] > 0.3
+    particle = specimen.labels == CU
+    if particle.any():  # whole inside the field
+        assert not (particle[:, :, 0].any() or particle[:, :, -1].any())

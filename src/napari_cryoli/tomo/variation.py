@@ -151,7 +151,10 @@ def _field(rng, n_wanted, diameter, sei_nm, film_nm, angle, fraction, h, max_vox
     # thickness: a little headroom, more for mostly-vacuum fields
     z_nm = z_min + float(rng.uniform(0.0, 0.1 if fraction > 0.3 else 1.0)) * diameter
     min_along = 48 * h
-    cap = max_voxels * h**3 / (z_nm * min_along)  # the widest field the budget holds
+    # the widest field the budget holds, and no field much longer across than along (the
+    # dendrites would be stubs): at most 4 times
+    area_budget = max_voxels * h**3 / z_nm
+    cap = min(area_budget / min_along, math.sqrt(4.0 * area_budget))
     # across: what gives the fraction, within the budget (so a mostly-vacuum field of several
     # dendrites comes out fuller); a field narrower than the dendrites side by side has them
     # reach beyond its sides, the outermost by less than half its width; fewer dendrites when
@@ -163,8 +166,9 @@ def _field(rng, n_wanted, diameter, sei_nm, film_nm, angle, fraction, h, max_vox
         if (need - 0.8 * diameter) / m <= cap:
             break
     across = min(across, cap)
-    budget_along = max_voxels * h**3 / (z_nm * across)
-    along = max(min_along, min(float(rng.uniform(200.0, 400.0)), budget_along))
+    along = max(
+        min_along, across / 4.0, min(float(rng.uniform(200.0, 400.0)), area_budget / across)
+    )
     overhang = max(0.0, (need - across * m) / 2 + 2 * h) if across * m < need else 0.0
     nz, n_across = math.ceil(z_nm / h), max(16, round(across / h))
     n_along = max(16, min(round(along / h), max_voxels // (nz * n_across)))
