@@ -242,7 +242,7 @@ def test_scheduler_started_separately_gives_identical_outputs(tiny_series, model
         assert a == b, name
 
 
-def test_cli_batch(tiny_series, model_path, tmp_path, capsys):
+def test_cli_batch(tiny_series, model_path, client, tmp_path, capsys):
     table = tmp_path / "conditions.csv"
     table.write_text("tomogram,condition\n" + "".join(
         f"{p},{p.parent.name.split('_')[0]}\n" for p in tiny_series))
@@ -259,7 +259,8 @@ def test_cli_batch(tiny_series, model_path, tmp_path, capsys):
     from napari_cryoli.dataset.zarr import zarr_shape
 
     assert zarr_shape(out / "fresh_0_tomogram.seg.ome.zarr") == (32, 64, 64)
-    assert main(argv) == 0
+    rerun = [a for a in argv if a not in ("--workers", "1")]
+    assert main([*rerun, "--scheduler", client.scheduler.address]) == 0
     assert "0 done, 3 already done" in capsys.readouterr().err
 
 

@@ -126,6 +126,13 @@ def test_cli_mesh_writes_files_and_chimerax_script(tmp_path, capsys):
     script = (tmp_path / "m.cxc").read_text()
     assert "open m_Li.stl" in script and "open m_SEI.stl" in script
     assert "color #2 #408cff" in script and "transparency #3 70" in script
+    tomogram = tmp_path / "maps" / "rod.mrc"
+    tomogram.parent.mkdir()
+    write_mrc(tomogram, _shapes().astype(np.float32), voxel_size_nm=H, origin_nm=ORIGIN)
+    assert main(["mesh", str(seg), "--out", str(tmp_path / "m.stl"), "--classes", "Li",
+                 "--no-thickness", "--map", str(tomogram)]) == 0
+    script = (tmp_path / "m.cxc").read_text()
+    assert "open maps/rod.mrc format mrc\nvolume #1 style image\nopen m_Li.stl" in script
     stl = trimesh.load(tmp_path / "m_Li.stl")
     assert stl.is_watertight
     assert main(["mesh", str(seg), "--out", str(tmp_path / "m.obj"), "--classes", "Cu"]) == 0

@@ -148,7 +148,8 @@ class BatchWidget(QWidget):
             self.table.item(row, 0).setToolTip(str(path))
 
     def conditions(self) -> list[str]:
-        return [self.table.item(r, _CONDITION).text().strip() for r in range(self.table.rowCount())]
+        rows = range(self.table.rowCount())
+        return [self.table.item(r, _CONDITION).text().strip() for r in rows]
 
     def _add_dialog(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Add tomograms", "",

@@ -93,8 +93,12 @@ class MeasureWidget(QWidget):
         self.export_csv_button.setToolTip("Write the dendrite table as CSV")
         self.compare_button = QPushButton("Compare reports…")
         self.compare_button.setToolTip("Plot saved reports (e.g. fresh, 24 h, 7 d) side by side")
+        self.export_mesh_button = QPushButton("Export meshes…")
+        self.export_mesh_button.setToolTip("One mesh per class in Å on the map's grid (GLB: metal "
+                                           "coloured by SEI thickness; OBJ/STL) and a ChimeraX "
+                                           "command file")
         self.exported: list[Path] = []  # files written by export(), newest last
-        for button in (self.export_json_button, self.export_csv_button):
+        for button in (self.export_json_button, self.export_csv_button, self.export_mesh_button):
             button.setEnabled(False)
 
         layout = QVBoxLayout(self)
@@ -113,6 +117,7 @@ class MeasureWidget(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.export_json_button)
         row.addWidget(self.export_csv_button)
+        row.addWidget(self.export_mesh_button)
         row.addWidget(self.compare_button)
         layout.addLayout(row)
 
@@ -121,6 +126,7 @@ class MeasureWidget(QWidget):
         self.table.itemSelectionChanged.connect(self._on_row_selected)
         self.export_json_button.clicked.connect(lambda: self._export("json"))
         self.export_csv_button.clicked.connect(lambda: self._export("csv"))
+        self.export_mesh_button.clicked.connect(self._export_meshes_dialog)
         self.compare_button.clicked.connect(self._compare_dialog)
 
     # --- running ----------------------------------------------------------------------------
@@ -187,7 +193,7 @@ class MeasureWidget(QWidget):
         self._fill_table(data)
         self.histogram_panel.show_figure(thickness_histograms(report))
         self.fraction_panel.show_figure(lih_fraction_per_dendrite(report))
-        for button in (self.export_json_button, self.export_csv_button):
+        for button in (self.export_json_button, self.export_csv_button, self.export_mesh_button):
             button.setEnabled(True)
 
     def _replace_layers(self, result: MeasuredOverlays, grid: dict) -> None:
@@ -300,6 +306,32 @@ class MeasureWidget(QWidget):
             report_error(e, "Export")
         else:
             show_info(f"Wrote {path}")
+
+    def export_meshes(self, path: str | Path) -> Any:
+        """Write the measured segmentation's meshes (and ``.cxc``) in a worker; the job handle."""
+        from ..dataset.mesh import export_meshes
+
+        if self.result is None or self._source is None:
+            return None
+        layer = self._source
+        labels = np.array(layer.data, dtype=np.uint8)
+        voxel, origin = L.voxel_size_nm(layer), tuple(layer.translate)
+        surface, source = self.result.report.surface, L.source_path(layer)
+
+        def done(paths) -> None:
+            if paths:
+                self.exported.extend(paths)
+                show_info(f"Wrote {', '.join(p.name for p in paths)}")
+
+        return start_job(self.viewer, "Mesh export", lambda stop: export_meshes(
+            labels, voxel, origin, path, surface=surface, map_path=source, stop=stop),
+            on_result=done, owner=self)
+
+    def _export_meshes_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export meshes", "", "glTF binary (*.glb);;"
+                                              "Wavefront OBJ (*.obj);;STL (*.stl)")
+        if path:
+            self.export_meshes(path)
 
     def compare(self, paths: list[str | Path]) -> QDialog | None:
         """Show saved reports side by side (LiH fraction, SEI on Li vs LiH) in a dialog."""

@@ -163,7 +163,7 @@ def _unique_names(paths: list[Path]) -> list[str]:
 
 
 def read_conditions(path: str | os.PathLike) -> dict[str, str]:
-    """A CSV with ``tomogram`` and ``condition`` columns as a mapping (else ``FileFormatError``)."""
+    """A CSV with ``tomogram`` and ``condition`` columns, as a mapping (or ``FileFormatError``)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")

@@ -15,27 +15,29 @@ from ..classes import SEI
 from .mesh import THICKNESS_COLORMAP, Meshes
 
 
-def chimerax_script(meshes: Meshes, mesh_files: Sequence[Path], map_path: Path,
+def chimerax_script(meshes: Meshes, mesh_files: Sequence[Path], map_path: Path | None,
                     script: Path) -> str:
-    """The commands: open the map (#1), then the meshes, coloured and named by class."""
+    """The commands: open the map (#1; none when ``map_path`` is None), then the meshes,
+    coloured and named by class."""
     folder = script.parent.absolute()
 
     def rel(p: Path) -> str:
         return _quote(os.path.relpath(Path(p).absolute(), folder))
 
-    lines = [
-        "# napari-cryoli meshes: open this file in ChimeraX (open script.cxc)",
-        f"open {rel(map_path)} format mrc",
-        "volume #1 style image" if not _is_labels(map_path) else "volume #1 style surface "
-        "level 1.5 transparency 0.8",
-    ]
+    lines = ["# napari-cryoli meshes: open this file in ChimeraX (open script.cxc)"]
+    first = 1
+    if map_path is not None:
+        lines += [f"open {rel(map_path)} format mrc",
+                  "volume #1 style surface level 1.5 transparency 0.8" if _is_labels(map_path)
+                  else "volume #1 style image"]
+        first = 2
     if len(mesh_files) == 1 and Path(mesh_files[0]).suffix.lower() == ".glb":
         # The GLB carries its colours (class colours, thickness on the metal) per vertex.
         names = ", ".join(m.name for m in meshes.meshes)
         lines += [f"# {Path(mesh_files[0]).name} holds {names}, coloured per vertex",
                   f"open {rel(mesh_files[0])}"]
     else:
-        for i, (m, path) in enumerate(zip(meshes.meshes, mesh_files), start=2):
+        for i, (m, path) in enumerate(zip(meshes.meshes, mesh_files), start=first):
             lines += [f"open {rel(path)}", f"rename #{i} {_quote(m.name)}",
                       f"color #{i} {_hex(m.color)}"]
             if m.class_id == SEI:  # the metal shows through its SEI
@@ -48,7 +50,7 @@ def chimerax_script(meshes: Meshes, mesh_files: Sequence[Path], map_path: Path,
     return "\n".join(lines)
 
 
-def write_chimerax_script(meshes: Meshes, mesh_files: Sequence[Path], map_path: Path,
+def write_chimerax_script(meshes: Meshes, mesh_files: Sequence[Path], map_path: Path | None,
                           script: Path) -> Path:
     """Write :func:`chimerax_script` atomically to ``script``; returns its path."""
     from ..io import atomic_write_bytes

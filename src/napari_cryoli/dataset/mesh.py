@@ -167,7 +167,7 @@ def class_mesh(labels: np.ndarray, class_id: int, voxel_size_nm: Sequence[float]
     verts, faces, _, _ = marching_cubes(mask, 0.5, allow_degenerate=False)
     corner = np.array([s.start - 1 for s in box], float)
     zyx_nm = (verts + corner) * np.asarray(voxel_size_nm) + np.asarray(origin_nm)
-    mesh = trimesh.Trimesh(zyx_nm[:, ::-1] * 10.0, faces[:, ::-1], process=True)
+    mesh = trimesh.Trimesh(zyx_nm[:, ::-1] * 10.0, faces[:, ::-1], process=False)
     if config.smooth_iterations:
         trimesh.smoothing.filter_taubin(mesh, iterations=config.smooth_iterations)
     if len(mesh.faces) > config.target_faces:
@@ -320,3 +320,28 @@ def _trimesh(m: ClassMesh):
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+
+
+def export_meshes(
+    labels: np.ndarray,
+    voxel_size_nm: Sequence[float],
+    origin_nm: Sequence[float] | None,
+    out: str | os.PathLike,
+    *,
+    surface=None,
+    map_path: str | os.PathLike | None = None,
+    config: MeshConfig = MeshConfig(),
+    stop: threading.Event | None = None,
+) -> Job[list[Path] | None]:
+    """Mesh, write the meshes and a ChimeraX command file next to them (``OUT.cxc``); a job
+    returning the paths written (None when stopped). What the Measure widget's export runs."""
+    from .chimerax import write_chimerax_script
+
+    check_mesh_path(out)
+    meshes = yield from mesh_labels(labels, voxel_size_nm, origin_nm, config, surface=surface,
+                                    stop=stop)
+    if meshes is None:
+        return None
+    written = write_meshes(meshes, out)
+    script = write_chimerax_script(meshes, written, map_path, Path(out).with_suffix(".cxc"))
+    return [*written, script]

@@ -253,12 +253,10 @@ def _permutation_p(ca, cb, observed, n, rng) -> float:
     sums = np.array([c.sum() for c in units])
     counts = np.array([c.size for c in units])
     k = len(ca)
-    extreme = 0
-    for _ in range(n):
-        order = rng.permutation(len(units))
-        a, b = order[:k], order[k:]
-        d = sums[b].sum() / counts[b].sum() - sums[a].sum() / counts[a].sum()
-        extreme += abs(d) >= abs(observed) - 1e-12
+    orders = rng.permuted(np.tile(np.arange(len(units)), (n, 1)), axis=1)
+    a, b = orders[:, :k], orders[:, k:]
+    d = sums[b].sum(axis=1) / counts[b].sum(axis=1) - sums[a].sum(axis=1) / counts[a].sum(axis=1)
+    extreme = int(np.count_nonzero(np.abs(d) >= abs(observed) - 1e-12))
     return (extreme + 1) / (n + 1)
 
 
