@@ -60,6 +60,7 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
     defaults = TrainConfig()
     config = TrainConfig(
         minutes=args.minutes, max_steps=args.max_steps, seed=args.seed, device=args.device,
+        intensity=args.intensity,
         base_channels=defaults.base_channels if args.base_channels is None else args.base_channels,
         depth=defaults.depth if args.depth is None else args.depth,
     )
@@ -293,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, help="stop after this many steps")
+    p.add_argument("--intensity", choices=("percentiles", "calibrated"), default="percentiles",
+                   help="grey levels for the network: percentiles of the whole volume, or "
+                   "calibrated on vacuum and Li metal (applied the same way to every tomogram "
+                   "the model segments; docs/segmentation.md)")
     p.add_argument("--base-channels", type=int,
                    help="network width (default 8; another width starts from scratch)")
     p.add_argument("--depth", type=int,

@@ -1,0 +1,184 @@
+"""One model, many tomograms: a model fine-tuned on one tomogram's strokes, applied to others.
+
+A user paints one 7 d tomogram with two dendrites, fine-tunes the shipped pre-trained network
+(``--steps`` steps, the same for every variant), and applies the model to tomograms unlike it:
+fewer or more dendrites, a wide field, a dendrite across the tilt axis, other agings, finer and
+coarser voxels, inverted contrast, gold fiducials. Each cell holds ``TEST_SEEDS``, frozen before
+any result was seen and never used to choose anything. The variants differ only in how grey
+levels reach the network (``TrainConfig.intensity``): percentiles of the whole volume, or the
+calibration on vacuum and Li. Reported per cell: mean ± s.d. over the seeds of the mean Dice of
+Li, LiH and SEI, and of the LiH share of the metal (whole tomogram) minus the truth.
+
+    python -m benchmarks.segment_transfer [--steps 300] [--workers 2] [--seeds 5] [--out F.json]
+
+Simulation runs in ``--workers`` processes; training and prediction use the GPU when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+#: Test seeds, frozen with this file; training uses TRAIN_SEED.
+TEST_SEEDS = (7001, 7002, 7003, 7004, 7005)
+TRAIN_SEED = 6001
+TRAIN = {"aging": "7d", "n_dendrites": 2, "shape": (96, 160, 240)}
+
+#: Cell name -> PhantomSpec settings (2 nm voxels unless set).
+CELLS: dict[str, dict] = {
+    "7d, 2 dendrites": {"aging": "7d", "n_dendrites": 2, "shape": (96, 160, 240)},
+    "7d, 1 dendrite": {"aging": "7d", "shape": (96, 160, 160)},
+    "7d, 3 dendrites": {"aging": "7d", "n_dendrites": 3, "shape": (96, 128, 400),
+                        "diameter_nm": (100.0, 140.0)},
+    "7d, wide field": {"aging": "7d", "shape": (96, 128, 400)},
+    "7d, perpendicular": {"aging": "7d", "shape": (96, 160, 160), "axis_angle_deg": 90.0},
+    "24h": {"aging": "24h", "shape": (96, 160, 160)},
+    "fresh": {"aging": "fresh", "shape": (96, 160, 160)},
+    "7d, 1 nm voxels": {"aging": "7d", "shape": (192, 200, 320), "voxel_size_nm": 1.0},
+    "7d, 2.5 nm voxels": {"aging": "7d", "shape": (80, 128, 128), "voxel_size_nm": 2.5},
+    "7d, inverted": {"aging": "7d", "shape": (96, 160, 160), "inverted": True},
+    "7d, fiducials": {"aging": "7d", "shape": (96, 160, 160), "fiducials": 8},
+}
+VARIANTS = ("percentiles", "calibrated")
+
+
+def _simulate(args):
+    import torch
+
+    from napari_cryoli.jobs import run_job
+    from napari_cryoli.tomo.phantom import PhantomSpec, simulate
+
+    torch.set_num_threads(1)
+    name, seed, settings = args
+    try:
+        ph = run_job(simulate(PhantomSpec(seed=seed, **settings)))
+    except Exception as e:  # noqa: BLE001 - a cell that cannot be built is reported, not fatal
+        return name, seed, None, f"{type(e).__name__}: {e}"
+    film = ph.truth.get("film", {})
+    return name, seed, (ph.tomogram, ph.labels, ph.voxel_size_nm, film), None
+
+
+def scores(pred: np.ndarray, truth: np.ndarray) -> dict:
+    from napari_cryoli.classes import LI, LIH, SEI
+
+    out = {}
+    for name, c in (("Li", LI), ("LiH", LIH), ("SEI", SEI)):
+        a, b = pred == c, truth == c
+        if b.any() or a.any():
+            out[name] = float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
+    present = [out[k] for k in ("Li", "LiH", "SEI") if k in out and (truth == {"Li": LI,
+               "LiH": LIH, "SEI": SEI}[k]).any()]
+    out["mean"] = float(np.mean(present))
+
+    def share(x):
+        m = np.isin(x, (LI, LIH)).sum()
+        return float((x == LIH).sum() / m) if m else 0.0
+
+    out["lih_share_pred"], out["lih_share_true"] = share(pred), share(truth)
+    out["lih_share_error"] = out["lih_share_pred"] - out["lih_share_true"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=len(TEST_SEEDS))
+    ap.add_argument("--cells", nargs="*", help="cell names (default: all)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", help="write the raw results (JSON)")
+    args = ap.parse_args()
+
+    from benchmarks.segment_quality import paint_like_a_user
+    from napari_cryoli.classes import DEFAULT_ONTOLOGY
+    from napari_cryoli.jobs import run_job
+    from napari_cryoli.segment import PredictConfig, TrainConfig, predict, starting_model, train
+
+    cells = {k: v for k, v in CELLS.items() if not args.cells or k in args.cells}
+    jobs = [("train", TRAIN_SEED, TRAIN)] + [(name, seed, s) for name, s in cells.items()
+                                             for seed in TEST_SEEDS[: args.seeds]]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) as pool:
+        sims = list(pool.map(_simulate, jobs))
+    sim_s = time.perf_counter() - t0
+    phantoms = {(n, s): ph for n, s, ph, _ in sims if ph is not None}
+    failed = {f"{n} / {s}": err for n, s, ph, err in sims if ph is None}
+    print(json.dumps({"simulated": len(phantoms), "failed": failed, "seconds": round(sim_s, 1)}),
+          flush=True)
+
+    tomogram, truth, h, film = phantoms[("train", TRAIN_SEED)]
+    film_z = (int((film["top_nm"] - film["thickness_nm"]) / h[0]), int(np.ceil(film["top_nm"] / h[0])))
+    strokes = paint_like_a_user(truth, film_z, np.random.default_rng(TRAIN_SEED))
+    results: dict = {"steps": args.steps, "test_seeds": list(TEST_SEEDS[: args.seeds]),
+                     "failed_cells": failed, "variants": {}}
+    for variant in VARIANTS:
+        config = TrainConfig(minutes=None, max_steps=args.steps, seed=TRAIN_SEED,
+                             device=args.device, intensity=variant)
+        init, note = starting_model(DEFAULT_ONTOLOGY, config)
+        t0 = time.perf_counter()
+        model = run_job(train(tomogram, strokes, config, voxel_size_nm=h, init=init)).model
+        train_s = time.perf_counter() - t0
+        rows: dict = {"train_s": round(train_s, 1), "start": note, "cells": {}}
+        same = run_job(predict(tomogram, model, PredictConfig(uncertainty=False),
+                               voxel_size_nm=h)).labels
+        rows["same tomogram"] = scores(same, truth)
+        for name in cells:
+            per_seed = []
+            for seed in TEST_SEEDS[: args.seeds]:
+                if (name, seed) not in phantoms:
+                    continue
+                img, lab, hv, _ = phantoms[(name, seed)]
+                pred = run_job(predict(img, model, PredictConfig(uncertainty=False),
+                                       voxel_size_nm=hv)).labels
+                per_seed.append({"seed": seed, **scores(pred, lab)})
+            rows["cells"][name] = per_seed
+            print(json.dumps({"variant": variant, "cell": name, **summary(per_seed)}), flush=True)
+        results["variants"][variant] = rows
+    print(table(results))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+def summary(per_seed: list[dict]) -> dict:
+    if not per_seed:
+        return {}
+    out = {}
+    for key in ("mean", "LiH", "lih_share_error"):
+        v = np.array([r.get(key, np.nan) for r in per_seed], float)
+        out[key] = [round(float(np.nanmean(v)), 3), round(float(np.nanstd(v)), 3)]
+    return out
+
+
+def table(results: dict) -> str:
+    """Markdown: cell x variant, mean Dice (Li, LiH, SEI) and LiH-share error, mean ± s.d."""
+    variants = list(results["variants"])
+    head = "| cell | " + " | ".join(f"{v}: mean Dice | {v}: LiH share − truth" for v in variants)
+    lines = [head + " |", "|---" * (1 + 2 * len(variants)) + "|"]
+    same = " | ".join(f"{results['variants'][v]['same tomogram']['mean']:.2f} | "
+                      f"{results['variants'][v]['same tomogram']['lih_share_error']:+.3f}"
+                      for v in variants)
+    lines.append(f"| same tomogram (LiH Dice "
+                 + ", ".join(f"{results['variants'][v]['same tomogram'].get('LiH', float('nan')):.2f}"
+                             for v in variants) + f") | {same} |")
+    for cell in results["variants"][variants[0]]["cells"]:
+        parts = []
+        for v in variants:
+            s = summary(results["variants"][v]["cells"][cell])
+            if not s:
+                parts.append("— | —")
+                continue
+            parts.append(f"{s['mean'][0]:.2f} ± {s['mean'][1]:.2f} | "
+                         f"{s['lih_share_error'][0]:+.3f} ± {s['lih_share_error'][1]:.3f}")
+        lines.append(f"| {cell} | " + " | ".join(parts) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    main()
