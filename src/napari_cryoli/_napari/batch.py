@@ -85,7 +85,7 @@ class BatchWidget(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setMinimumHeight(150)
+        self.table.setMinimumHeight(120)
         self.table.setToolTip("Double-click a row to open its segmentation")
         self.open_button = QPushButton("Open segmentation")
         self.compare_button = QPushButton("Compare conditions")
@@ -94,6 +94,7 @@ class BatchWidget(QWidget):
         for b in (self.open_button, self.compare_button):
             b.setEnabled(False)
         self.plot = FigurePanel()
+        self.plot.canvas.setMinimumHeight(380)
 
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
@@ -140,7 +141,8 @@ class BatchWidget(QWidget):
             self._paths.append(path.absolute())
             row = self.table.rowCount()
             self.table.insertRow(row)
-            for col, text in enumerate((path.name, condition, "", "", "", "")):
+            shown = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+            for col, text in enumerate((shown, condition, "", "", "", "")):
                 item = QTableWidgetItem(text)
                 if col != _CONDITION:
                     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
@@ -227,6 +229,7 @@ class BatchWidget(QWidget):
         self.result = result
         for row, r in enumerate(result.results):
             n = "" if r.status in ("failed", "not run") else str(r.n_dendrites or "")
+            self.table.item(row, 0).setText(r.item.name)
             values = (r.status, n, f"{r.seconds:.1f}" if r.seconds else "", r.error)
             for col, text in zip(range(2, len(COLUMNS)), values):
                 self.table.item(row, col).setText(text)
@@ -286,7 +289,7 @@ class BatchWidget(QWidget):
         if result is None:
             return
         self.comparison = result
-        self.plot.show_figure(comparison_figure(result))
+        self.plot.show_figure(comparison_figure(result, columns=2))
         self.status.setText("; ".join(result.headline()[:1]) + " (all in compare/)")
 
 

@@ -42,9 +42,9 @@ class Metric:
 #: What is compared: the dataset table's own columns (those of the report's dendrite table).
 METRICS = (
     Metric("lih_volume_fraction", "LiH fraction of the metal"),
-    Metric("sei_trusted_median_nm", "SEI thickness, trusted surface (median)", "nm"),
-    Metric("extended_share_li", "extended-SEI share of the Li surface"),
-    Metric("extended_share_lih", "extended-SEI share of the LiH surface"),
+    Metric("sei_trusted_median_nm", "SEI thickness (trusted surface)", "nm"),
+    Metric("extended_share_li", "extended-SEI share on Li"),
+    Metric("extended_share_lih", "extended-SEI share on LiH"),
 )
 
 
@@ -286,12 +286,14 @@ def differences_csv(result: Comparison) -> str:
     return buf.getvalue()
 
 
-def comparison_figure(result: Comparison):
-    """One panel per metric: every dendrite as a dot, each condition's mean and interval."""
+def comparison_figure(result: Comparison, columns: int = len(METRICS)):
+    """One panel per metric (``columns`` to a row): every dendrite as a dot, each condition's
+    mean and interval."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(3.2 * len(METRICS), 3.6), layout="constrained")
-    axes = fig.subplots(1, len(METRICS))
+    rows = -(-len(METRICS) // columns)
+    fig = Figure(figsize=(3.2 * columns, 3.0 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
     rng = np.random.default_rng(0)  # horizontal jitter of the dots only
     for ax, m in zip(axes, METRICS):
         for i, c in enumerate(result.conditions):
@@ -308,7 +310,7 @@ def comparison_figure(result: Comparison):
         if m.unit:
             ax.set_ylabel(m.unit)
     level = round(result.config.confidence * 100)
-    fig.suptitle(f"per dendrite (grey) and mean with {level}% bootstrap interval (red), "
+    fig.suptitle(f"dendrites (grey); mean, {level}% bootstrap interval (red)\n"
                  f"resampling {result.config.unit}s", fontsize=9)
     return fig
 
