@@ -260,7 +260,11 @@ def _cmd_demo(args: argparse.Namespace, stop: threading.Event) -> int:
 
     from ._napari.demo import open_demo
 
-    open_demo()
+    viewer = open_demo()
+    if args.quit_after is not None:  # for checks of an installed package under Xvfb
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(int(args.quit_after * 1000), viewer.close)
     napari.run()
     return 0
 
@@ -359,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "not rotated yet (default 0: axis along y)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
 
-    command("demo", _cmd_demo, "Open napari with the sample tomogram and the widgets docked.")
+    p = command("demo", _cmd_demo, "Open napari with the sample tomogram and the Workflow panel.")
+    p.add_argument("--quit-after", type=float, default=None, help=argparse.SUPPRESS)
     from .hrtem.cli import add_commands as add_hrtem_commands; add_hrtem_commands(command)  # noqa: E702,I001
 
     from .dataset.cli import add_commands as add_dataset_commands

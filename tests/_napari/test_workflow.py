@@ -70,7 +70,7 @@ def test_correcting_is_optional_and_says_so():
 def test_a_running_job_is_shown_and_waited_for():
     state = SessionState(tomogram="t", painted=PAINTED, running="train")
     steps = {s.key: s for s in workflow_steps(state)}
-    assert steps["train"].text.endswith("Running…")
+    assert steps["train"].text == "Running… (progress in the Train panel)"
     assert next_action(state, tuple(steps.values())) == \
         "Train is running: wait, or Stop it in its panel."
 
@@ -131,3 +131,20 @@ def test_panel_follows_the_layers_and_opens_each_step(workflow, qtbot):
     for i in range(bar.count()):  # whole titles, never "Annotate (…"
         assert bar.tabRect(i).width() >= bar.fontMetrics().horizontalAdvance(bar.tabText(i))
     assert image in viewer.layers
+
+
+def test_demo_opens_maximised_with_the_whole_tomogram_in_view(make_napari_viewer, qtbot):
+    from napari_cryoli._napari.demo import open_demo
+
+    viewer = open_demo(make_napari_viewer())
+    window = viewer.window._qt_window
+    assert window.windowState() & Qt.WindowState.WindowMaximized
+    assert {"Workflow (napari-cryoli)", "Annotate (napari-cryoli)"} <= set(viewer.window.dock_widgets)
+    image = viewer.layers["dendrite tomogram"]
+    canvas = viewer.window._qt_viewer.canvas.size  # (height, width) in screen pixels
+    extent = np.asarray(image.data.shape[1:]) * np.asarray(image.scale[1:])  # y, x in nm
+    zoom = viewer.camera.zoom  # screen pixels per nm
+    assert np.all(extent * zoom <= np.asarray(canvas) + 1), (extent * zoom, canvas)
+    assert np.max(extent * zoom / np.asarray(canvas)) > 0.8  # fitted to the canvas, not tiny
+    centre = np.asarray(viewer.camera.center[-2:])
+    np.testing.assert_allclose(centre, (extent - np.asarray(image.scale[1:])) / 2, atol=2.0)

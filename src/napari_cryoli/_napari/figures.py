@@ -14,7 +14,7 @@ class FigurePanel(QWidget):
         super().__init__(parent)
         self.figure = figure or Figure(figsize=(5, 3), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(220)
+        self.canvas.setMinimumHeight(160)  # a 1600×1000 window holds the Workflow panel above
         self.save_button = QPushButton("Save plot…")
         self.save_button.clicked.connect(self._save_dialog)
         layout = QVBoxLayout(self)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import napari
 
 THICKNESS_IMAGE = "SEI thickness (nm)"
-THICKNESS_SURFACE = "SEI thickness on metal surface (nm)"
+THICKNESS_SURFACE = "SEI thickness 3D (nm)"  # the metal surface, coloured
 DENDRITES = "dendrites"
 TABLE_COLUMNS = ("object", "id", "volume (nm³)", "LiH fraction", "diameter (nm)",
                  "SEI on Li (nm)", "SEI on LiH (nm)")
@@ -78,7 +78,7 @@ class MeasureWidget(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSortingEnabled(False)
-        self.table.setMinimumHeight(140)
+        self.table.setMinimumHeight(90)
         self.table.setToolTip("Click a row to centre the view on that object")
 
         self.histogram_panel = FigurePanel()

@@ -64,7 +64,7 @@ class UncertainRegionsPanel(QGroupBox):
                                     "size × mean uncertainty")
         self.list = QListWidget()
         self.list.setToolTip("Click a region to show it; paint corrections, then Next")
-        self.list.setMinimumHeight(90)
+        self.list.setMinimumHeight(70)
         self.previous_button = QPushButton("◀ Previous")
         self.previous_button.setToolTip("Show the previous region")
         self.next_button = QPushButton("Next ▶")
@@ -107,10 +107,13 @@ class UncertainRegionsPanel(QGroupBox):
         worker = quiet_worker(uncertain_regions, data, settings,
                               on_error=lambda e: report_error(e, "Uncertain regions"))
         worker.returned.connect(self.show_regions)
-        worker.finished.connect(lambda: self.find_button.setEnabled(True))
+        worker.finished.connect(self._found)
         self._worker = worker
         worker.start()
         return worker
+
+    def _found(self) -> None:
+        self.find_button.setEnabled(True)
 
     def show_regions(self, regions: tuple[UncertainRegion, ...]) -> None:
         self.regions = tuple(regions)
@@ -122,7 +125,7 @@ class UncertainRegionsPanel(QGroupBox):
         if self.regions:
             voxels = sum(r.n_voxels for r in self.regions)
             self.status.setText(f"{len(self.regions)} regions ({voxels:,} voxels), most uncertain "
-                                "first. Next ▶ shows each: paint the right class over mistakes.")
+                                "first: Next ▶ shows each; paint over mistakes.")
         else:
             self.status.setText("No region above the threshold: the model is sure everywhere.")
         self._update_buttons()
@@ -163,9 +166,8 @@ class UncertainRegionsPanel(QGroupBox):
         self.list.blockSignals(True)
         self.list.setCurrentRow(index)
         self.list.blockSignals(False)
-        self.status.setText(f"Region {index + 1} of {len(self.regions)}: "
-                            f"{region.n_voxels:,} voxels, mean uncertainty "
-                            f"{region.mean_uncertainty:.2f}. Paint corrections, then Next ▶.")
+        self.status.setText(f"Region {index + 1} of {len(self.regions)} ({region.n_voxels:,} "
+                            "voxels): paint corrections, then Next ▶.")
         self._update_buttons()
 
     def _update_buttons(self) -> None:

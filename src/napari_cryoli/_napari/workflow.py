@@ -91,20 +91,21 @@ def workflow_steps(s: SessionState) -> tuple[Step, ...]:
                                                                                            latest)
     fine_tuned = (s.first_prediction_by in s.models
                   and s.models.index(s.first_prediction_by) < len(s.models) - 1)
-    running = {s.running: " Running…"} if s.running else {}
+    panel = "Reconstruct" if s.running == "open" else (s.running or "").title()
+    running = {s.running: f"Running… (progress in the {panel} panel)"} if s.running else {}
 
     steps = [
         Step("open", "Open", None, s.tomogram is not None, True,
              f"{s.tomogram}: {' × '.join(map(str, s.shape))} voxels" if s.tomogram else
-             "Open a tomogram (.mrc, .rec, .map) or the sample; a tilt series: Reconstruct it."),
+             "A tomogram file, the sample or a tilt series to reconstruct (button ▾)."),
         Step("annotate", "Annotate", "Annotate", len(painted_classes) >= 2, s.tomogram is not None,
              (painted if len(painted_classes) >= 2 else
-              "Paint a few strokes of each class on a few slices (Alt+1…Alt+5 pick the class)"
+              "Paint strokes of each class on a few slices (Alt+1…Alt+5)"
               + (f"; so far {painted}." if painted else "."))
              if s.tomogram else "Needs a tomogram."),
         Step("train", "Train", "Train", bool(s.models), len(painted_classes) >= 2,
              f"{_count(len(s.models), 'model')}; newest: {latest}" if s.models else
-             "Press Train: fine-tunes the pre-trained network on your strokes (minutes)."
+             "Press Train (fine-tunes the pre-trained network, minutes)."
              if len(painted_classes) >= 2 else "Needs strokes of at least two classes."),
         Step("predict", "Predict", "Predict", s.prediction_by is not None and not outdated,
              bool(s.models),
@@ -113,24 +114,23 @@ def workflow_steps(s: SessionState) -> tuple[Step, ...]:
              "Done" + (f" with '{s.prediction_by}'" if s.prediction_by else "")
              + (f"; {_count(s.regions, 'uncertain region')}" if s.regions is not None else "")
              if s.prediction_by is not None else
-             "Press Predict: segments the whole tomogram and shows where the model hesitates."
+             "Press Predict (the whole tomogram, with its uncertainty)."
              if s.models else "Needs a model: train one (or Load… a model file)."),
         Step("correct", "Correct", "Predict", fine_tuned, s.prediction_by is not None,
              f"Fine-tuned: '{latest}'." if fine_tuned else
-             "Copy the prediction (or a slice) into the labels, step through the uncertain "
-             "regions painting fixes, then Train again (it continues from the current model)."
+             "Copy it into the labels, fix the uncertain regions, Train again."
              if s.prediction_by is not None else "Needs a prediction.", optional=True),
         Step("measure", "Measure", "Measure", s.measured is not None, s.prediction_by is not None,
              (s.measured or "Measured.") if s.measured is not None else
-             "Press Measure on the prediction: SEI thickness, LiH fraction, dendrites, Cu."
+             "Press Measure on the prediction."
              if s.prediction_by is not None else "Needs a segmentation (the prediction)."),
         Step("export", "Export", "Measure", bool(s.exported), s.measured is not None,
              "Wrote " + ", ".join(s.exported) if s.exported else
-             "Export JSON… (the whole report) and Export CSV… (the dendrite table)."
+             "Export JSON… and Export CSV… in the Measure panel."
              if s.measured is not None else "Needs a measurement."),
     ]
     if s.running:
-        steps = [Step(st.key, st.title, st.panel, st.done, st.ready, st.text + running[st.key],
+        steps = [Step(st.key, st.title, st.panel, st.done, st.ready, running[st.key],
                       st.optional) if st.key in running else st for st in steps]
     return tuple(steps)
 
@@ -156,7 +156,7 @@ def next_action(s: SessionState, steps: tuple[Step, ...]) -> str:
     step = next_step(steps)
     if step is None:
         return "All done: the segmentation is measured and exported."
-    text = f"{step.title}: {step.text}"
+    text = f"{step.title}. {step.text}"
     if step.optional:
         return f"{text} Or go on to Measure."
     return text
@@ -243,6 +243,8 @@ class WorkflowWidget(QWidget):
         self.texts: dict[str, StatusLabel] = {}
 
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.setSpacing(4)
         layout.addWidget(self.next_label)
         grid = QGridLayout()
         grid.setColumnStretch(2, 1)
@@ -254,10 +256,13 @@ class WorkflowWidget(QWidget):
             button.setText(f"{row + 1}  {step.title}")
             button.setMinimumWidth(104)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            button.setAutoRaise(True)
             text = StatusLabel()
+            mark.setContentsMargins(0, 3, 0, 0)  # first lines level with the button's text
+            text.setContentsMargins(0, 3, 0, 0)
             grid.addWidget(mark, row, 0, Qt.AlignmentFlag.AlignTop)
             grid.addWidget(button, row, 1, Qt.AlignmentFlag.AlignTop)
-            grid.addWidget(text, row, 2)
+            grid.addWidget(text, row, 2, Qt.AlignmentFlag.AlignTop)
             self.marks[step.key], self.buttons[step.key], self.texts[step.key] = mark, button, text
             if step.panel is not None:
                 button.setToolTip(f"Open the {step.panel} panel")
@@ -265,7 +270,7 @@ class WorkflowWidget(QWidget):
         layout.addLayout(grid)
         self._open_menu()
 
-        keys = QGroupBox("Keyboard shortcuts (over the image)")
+        keys = QGroupBox("Over the image")
         key_grid = QGridLayout(keys)
         key_grid.setVerticalSpacing(1)
         rows = shortcut_rows()
@@ -278,25 +283,45 @@ class WorkflowWidget(QWidget):
         key_grid.setColumnStretch(1, 1)
         key_grid.setColumnStretch(3, 1)
         self.shortcuts = keys
+        self.shortcuts_button = QToolButton()
+        self.shortcuts_button.setText("Keyboard shortcuts")
+        self.shortcuts_button.setCheckable(True)
+        self.shortcuts_button.setChecked(True)
+        self.shortcuts_button.setAutoRaise(True)
+        self.shortcuts_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.shortcuts_button.setToolTip("Show or hide the keys used along the workflow")
+        self.shortcuts_button.toggled.connect(self.show_shortcuts)
+        layout.addWidget(self.shortcuts_button)
         layout.addWidget(keys)
         layout.addStretch(1)
+        self.show_shortcuts(True)
 
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
         self._timer.start()
+        self._refresh_soon = QTimer(self)
+        self._refresh_soon.setSingleShot(True)
+        self._refresh_soon.setInterval(0)
+        self._refresh_soon.timeout.connect(self.refresh)
         events = napari_viewer.layers.events
         for event in (events.inserted, events.removed):
             event.connect(self._soon)
         self.destroyed.connect(lambda *_: self._disconnect(events))
         self.refresh()
 
+    def show_shortcuts(self, show: bool) -> None:
+        self.shortcuts.setVisible(show)
+        self.shortcuts_button.setChecked(show)
+        arrow = Qt.ArrowType.DownArrow if show else Qt.ArrowType.RightArrow
+        self.shortcuts_button.setArrowType(arrow)
+
     def _disconnect(self, events) -> None:
         for event in (events.inserted, events.removed):
             event.disconnect(self._soon)
 
     def _soon(self, *_) -> None:
-        QTimer.singleShot(0, self.refresh)
+        self._refresh_soon.start()  # a child timer: it dies with the panel
 
     def _open_menu(self) -> None:
         menu = QMenu(self)
@@ -366,7 +391,7 @@ class WorkflowWidget(QWidget):
         elif self._dirty[1] > self._dirty[0]:
             self._dirty = (min(lo, self._dirty[0]), max(hi, self._dirty[1]))
         # napari emits `paint` before writing the stroke: count on a later turn of the loop
-        QTimer.singleShot(0, self.refresh)
+        self._soon()
 
     def _on_data(self, *_) -> None:
         self._dirty = (0, 0)
@@ -457,8 +482,11 @@ class WorkflowWidget(QWidget):
         elif new and own is not None and qt_window.dockWidgetArea(own) == \
                 qt_window.dockWidgetArea(dock):
             qt_window.splitDockWidget(own, dock, Qt.Orientation.Vertical)
+            self.show_shortcuts(False)  # room for the panel; the button shows them again
         dock.show()
         dock.raise_()
+        if own is not None:  # the steps keep the height they need; the panel gets the rest
+            qt_window.resizeDocks([own], [own.sizeHint().height()], Qt.Orientation.Vertical)
         tidy_tabs(qt_window)
         self._soon()
         return widget
