@@ -7,8 +7,11 @@
    is 255 × 255 in x-z).
 3. The design truths against the project's own measurement (``napari_cryoli.measure``) run on
    the true labels: SEI thickness on Li and LiH, LiH fraction, Cu size.
+4. Pre-training phantoms (``tomo.variation.draw_spec`` then ``simulate``): time per phantom
+   against the default sample timed the same way in the same run, and the metal share reached.
 
     flock /tmp/cryoli-bench.lock python -m benchmarks.phantom
+    flock /tmp/cryoli-bench.lock python -m benchmarks.phantom --only drawn --drawn 10
 """
 
 from __future__ import annotations
@@ -114,14 +117,46 @@ def truths(seeds: int) -> None:
             )
 
 
+def drawn(n: int, first_seed: int = 100_000) -> None:
+    from napari_cryoli.tomo.phantom import PhantomSpec
+    from napari_cryoli.tomo.variation import describe, draw_spec
+
+    _simulate(PhantomSpec(shape=(88, 16, 128)))  # warm-up: imports
+    default = [_simulate(PhantomSpec(seed=s))[1] for s in range(3)]
+    times, metal, voxels = [], [], []
+    for seed in range(first_seed, first_seed + n):
+        start = time.perf_counter()
+        spec = draw_spec(seed)
+        phantom, _ = _simulate(spec)
+        times.append(time.perf_counter() - start)
+        metal.append(phantom.truth["field"]["metal_volume_fraction"])
+        voxels.append(describe(spec)["voxels"])
+    print(
+        f"drawn phantoms, seeds {first_seed}-{first_seed + n - 1} at 2 nm "
+        f"({np.mean(voxels) / 1e6:.2f} M voxels on average): {np.mean(times):.2f} ± "
+        f"{np.std(times):.2f} s per phantom (draw + simulate); default sample "
+        f"{PhantomSpec().shape}, seeds 0-2: {np.mean(default):.2f} ± {np.std(default):.2f} s; "
+        f"ratio {np.mean(times) / np.mean(default):.2f}; metal share of the field "
+        f"{min(metal):.3f}-{max(metal):.3f} (median {np.median(metal):.3f})"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--sample", type=int, default=16, help="slices radon projects")
+    parser.add_argument("--drawn", type=int, default=10, help="pre-training phantoms to time")
+    parser.add_argument("--only", choices=["generation", "projector", "truths", "drawn"])
     args = parser.parse_args(argv)
-    generation(args.seeds)
-    projector(args.sample)
-    truths(args.seeds)
+    parts = {
+        "generation": lambda: generation(args.seeds),
+        "projector": lambda: projector(args.sample),
+        "truths": lambda: truths(args.seeds),
+        "drawn": lambda: drawn(args.drawn),
+    }
+    for name, run in parts.items():
+        if args.only in (None, name):
+            run()
 
 
 if __name__ == "__main__":
