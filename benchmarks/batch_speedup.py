@@ -3,10 +3,13 @@ eight one after another in one process (the peer, in the same run; both are our 
 
 The sequential side calls ``process_tomogram`` (what each Dask task runs) in a loop with torch's
 default threads (all cores); the cluster side runs it as tasks on two single-threaded worker
-processes. Both write the same outputs into separate folders; cluster start-up is timed apart.
-The tomograms are simulated (seeds 0-7, alternating fresh/24 h/7 d) at 64 x 128 x 128, 2 nm.
+processes. Both write the same outputs into separate folders; both are warmed first (imports,
+model load), cluster start-up is timed apart, and the two sides alternate ``--repeats`` times so
+that a change in the machine's load hits both. The tomograms are simulated (seeds 0-7, alternating
+fresh/24 h/7 d) at 64 x 128 x 128 voxels of 2 nm.
 
     flock /tmp/cryoli-bench.lock python -m benchmarks.batch_speedup [--n 8] [--workers 2]
+        [--repeats 2]
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--shape", type=int, nargs=3, default=(64, 128, 128))
+    ap.add_argument("--repeats", type=int, default=2, help="sequential/cluster pairs, interleaved")
     args = ap.parse_args()
     model = pretrained_path()
-    per_tomogram: list[float] = []
+    fp = model_fingerprint(model)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         paths = []
@@ -57,42 +61,36 @@ def main() -> None:
                                diameter_nm=(40.0, 80.0))
             paths.append(write_phantom(run_job(simulate(spec)), root / f"t{seed}")["tomogram"])
         items = plan_batch(paths)
-        load0 = os.getloadavg()[0]
-
-        fp = model_fingerprint(model)
-        for name in ("sequential", "cluster", "warm"):
-            (root / name).mkdir()
+        (root / "warm").mkdir()
         # Untimed on both sides: imports, model load, first-call set-up (one tomogram each).
         process_tomogram(items[0], BatchConfig(model=model, out_dir=root / "warm"), fp)
-        seq = BatchConfig(model=model, out_dir=root / "sequential")
-        t0 = time.perf_counter()
-        results = [process_tomogram(i, seq, fp) for i in items]
-        t_seq = time.perf_counter() - t0
-        assert all(r.status == "done" for r in results), results
-        for r in results:
-            per_tomogram.append(r.seconds)
-
-        par = BatchConfig(model=model, out_dir=root / "cluster")
         t0 = time.perf_counter()
         with open_client(args.workers) as client:
             t_start = time.perf_counter() - t0
-            warm = BatchConfig(model=model, out_dir=root / "warm")
-            client.run(_warm, items[0], warm, fp)  # every worker, untimed
-            t1 = time.perf_counter()
-            result = run_job(run_batch(items, par, client))
-            t_par = time.perf_counter() - t1
-        assert result.count("done") == args.n, result
-        load1 = os.getloadavg()[0]
-    print(f"{args.n} tomograms {tuple(args.shape)}, load average {load0:.1f} before, "
-          f"{load1:.1f} after, {os.cpu_count()} cores")
-    print(f"sequential (one process, torch threads {os.cpu_count()}): {t_seq:.1f} s "
-          f"({t_seq / args.n:.2f} s per tomogram)")
-    print(f"cluster ({args.workers} workers x 1 thread): {t_par:.1f} s "
-          f"(+ {t_start:.1f} s cluster start)")
-    print(f"speed-up: {t_seq / t_par:.2f}x (with start-up: {t_seq / (t_par + t_start):.2f}x)")
-    task = [r.seconds for r in result.results]
-    print(f"time per tomogram: sequential {sum(per_tomogram) / len(per_tomogram):.2f} s, "
-          f"on a worker {sum(task) / len(task):.2f} s (mean)")
+            client.run(_warm, items[0], BatchConfig(model=model, out_dir=root / "warm"), fp)
+            pairs = []
+            for k in range(args.repeats):
+                load = os.getloadavg()[0]
+                seq = BatchConfig(model=model, out_dir=root / f"sequential{k}")
+                seq.out_dir.mkdir()
+                t0 = time.perf_counter()
+                results = [process_tomogram(i, seq, fp) for i in items]
+                t_seq = time.perf_counter() - t0
+                assert all(r.status == "done" for r in results), results
+                par = BatchConfig(model=model, out_dir=root / f"cluster{k}")
+                t0 = time.perf_counter()
+                result = run_job(run_batch(items, par, client))
+                t_par = time.perf_counter() - t0
+                assert result.count("done") == args.n, result
+                pairs.append((t_seq, t_par, load, os.getloadavg()[0]))
+    print(f"{args.n} tomograms {tuple(args.shape)} voxels, {os.cpu_count()} cores; cluster of "
+          f"{args.workers} workers x 1 thread started in {t_start:.1f} s (not counted)")
+    for k, (t_seq, t_par, l0, l1) in enumerate(pairs):
+        print(f"pair {k}: sequential (one process, torch default threads) {t_seq:.1f} s, "
+              f"cluster {t_par:.1f} s, speed-up {t_seq / t_par:.2f}x; "
+              f"load average {l0:.1f} -> {l1:.1f}")
+    ratios = sorted(t_seq / t_par for t_seq, t_par, _, _ in pairs)
+    print(f"speed-up per pair: {', '.join(f'{r:.2f}x' for r in ratios)}")
 
 
 if __name__ == "__main__":
