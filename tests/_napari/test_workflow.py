@@ -148,3 +148,13 @@ def test_demo_opens_maximised_with_the_whole_tomogram_in_view(make_napari_viewer
     assert np.max(extent * zoom / np.asarray(canvas)) > 0.8  # fitted to the canvas, not tiny
     centre = np.asarray(viewer.camera.center[-2:])
     np.testing.assert_allclose(centre, (extent - np.asarray(image.scale[1:])) / 2, atol=2.0)
+
+
+def test_demo_can_close_itself_for_checks_of_an_installed_package():
+    from napari_cryoli.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["demo", "--quit-after", "2.5"]).quit_after == 2.5
+    assert parser.parse_args(["demo"]).quit_after is None
+    demo = parser._subparsers._group_actions[0].choices["demo"]
+    assert "--quit-after" not in demo.format_help()  # hidden from users

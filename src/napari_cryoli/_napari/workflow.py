@@ -17,11 +17,13 @@ from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QLabel,
     QMainWindow,
     QMenu,
+    QScrollArea,
     QTabBar,
     QToolButton,
     QVBoxLayout,
@@ -242,10 +244,21 @@ class WorkflowWidget(QWidget):
         self.buttons: dict[str, QToolButton] = {}
         self.texts: dict[str, StatusLabel] = {}
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 4, 6, 4)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 4, 6, 4)
+        outer.setSpacing(4)
+        outer.addWidget(self.next_label)
+        # the steps scroll, never overlap, when the panel below leaves them too little height
+        self.body = QWidget()
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(self.body)
+        outer.addWidget(self.scroll, 1)
+        layout = QVBoxLayout(self.body)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
-        layout.addWidget(self.next_label)
         grid = QGridLayout()
         grid.setColumnStretch(2, 1)
         grid.setVerticalSpacing(2)
@@ -443,6 +456,7 @@ class WorkflowWidget(QWidget):
     def refresh(self) -> None:
         state = self.gather()
         if state == self.state and self.steps:
+            self._fit_dock()
             return
         self.state = state
         self.steps = workflow_steps(state)
@@ -461,6 +475,18 @@ class WorkflowWidget(QWidget):
             font = self.buttons[step.key].font()
             font.setBold(is_next)
             self.buttons[step.key].setFont(font)
+        self._fit_dock()
+
+    def _fit_dock(self) -> None:
+        """Grow the dock (taking height from the panel below) until the steps show whole."""
+        own = _dock_of(self)
+        window = own.parentWidget() if own is not None else None
+        if not isinstance(window, QMainWindow) or own.isFloating():
+            return
+        self.body.layout().activate()
+        missing = self.body.minimumSizeHint().height() - self.scroll.viewport().height()
+        if missing > 0 and self.scroll.viewport().height() > 0:
+            window.resizeDocks([own], [own.height() + missing], Qt.Orientation.Vertical)
 
     # --- actions -------------------------------------------------------------------------------
 
@@ -486,7 +512,10 @@ class WorkflowWidget(QWidget):
         dock.show()
         dock.raise_()
         if own is not None:  # the steps keep the height they need; the panel gets the rest
-            qt_window.resizeDocks([own], [own.sizeHint().height()], Qt.Orientation.Vertical)
+            self.body.layout().activate()
+            height = (own.height() - self.scroll.viewport().height()
+                      + self.body.minimumSizeHint().height())
+            qt_window.resizeDocks([own], [height], Qt.Orientation.Vertical)
         tidy_tabs(qt_window)
         self._soon()
         return widget
