@@ -64,6 +64,7 @@ def test_spectrum_reflections_and_phases(make_napari_viewer, wait_job, two_phase
     widget.view_box.setChecked(False)
     shapes = viewer.add_shapes([np.array([[0, 0], [0, 13], [4.9, 13], [4.9, 0]])],
                                shape_type="rectangle", name="region")
+    assert widget.region_picker.layer() is None  # a new Shapes layer is not a region by itself
     widget.region_picker.set_layer(shapes)
     wait_job(widget.analyse())
     assert [m.phase for m in widget.analysis.identification.phases] == ["Cu"]
@@ -110,6 +111,10 @@ def test_refusals_are_notifications(make_napari_viewer, tmp_path):
     assert widget.analyse() is None and widget.start_phase_map() is None
     assert widget.measure_line() is None
     widget.pixel_size.setValue(0.41)
+    line = viewer.add_shapes([np.array([[0.2, 0.2], [2.0, 2.0]])], shape_type="line")
+    widget.region_picker.set_layer(line)
+    assert widget.analyse() is None  # a line bounds no region
+    widget.region_picker.setCurrentIndex(0)
     widget.rings.setText("2.0, abc")
     assert widget.analyse() is None
     assert "plain spectrum" not in viewer.layers

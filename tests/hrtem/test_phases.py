@@ -71,7 +71,8 @@ def test_a_two_percent_pixel_size_error_does_not_change_the_answer(name, zone, s
     best = found.phases[0]
     assert best.phase == name or name in best.ambiguous_with
     assert best.zone_axis == canonical_zone(zone)
-    assert best.scale == pytest.approx(scale, rel=1e-3)
+    if best.phase == name:
+        assert best.scale == pytest.approx(scale, rel=1e-3)
     if name in ("Li", "Cu", "Cu2O") and zone != (1, 1, 1):
         assert best.phase == name
 

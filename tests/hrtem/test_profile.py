@@ -33,6 +33,8 @@ def test_profile_errors():
     image = np.ones((50, 50), np.float32)
     with pytest.raises(InputError, match="shorter than 3"):
         line_profile(image, 0.41, (10, 10), (10, 11))
-    flat = line_profile(image, 0.41, (10, 5), (10, 45), width_nm=0.5)
+    with pytest.raises(InputError, match="too short"):
+        layer_thickness(line_profile(image, 0.41, (10, 5), (10, 45), width_nm=0.5))
+    flat = line_profile(np.ones((50, 300), np.float32), 0.41, (25, 5), (25, 290), width_nm=0.5)
     with pytest.raises(InputError, match="edge"):
         layer_thickness(flat)

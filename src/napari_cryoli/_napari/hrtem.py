@@ -100,6 +100,9 @@ def region_from_shapes(shapes: Shapes | None, image: Image) -> tuple[int, int, i
     if shapes is None or len(shapes.data) == 0:
         return None
     index = max(shapes.selected_data) if shapes.selected_data else len(shapes.data) - 1
+    if shapes.shape_type[index] not in ("rectangle", "polygon", "ellipse"):
+        raise InputError(f"the region is a {shapes.shape_type[index]} in {shapes.name}: draw a "
+                         "rectangle, polygon or ellipse")
     corners = np.asarray(shapes.data[index])[:, -2:]
     world = corners * np.asarray(shapes.scale[-2:]) + np.asarray(shapes.translate[-2:])
     pixels = (world - np.asarray(image.translate[-2:])) / np.asarray(image.scale[-2:])
@@ -124,14 +127,19 @@ def ring_polygons(spacings: list[float], points: int = 180) -> list[np.ndarray]:
 
 
 class MicrographShapesPicker(LayerPicker):
-    """Shapes layers drawn on micrographs (not the rings of a spectrum)."""
+    """Shapes layers drawn on micrographs (not the rings of a spectrum); with ``auto=False`` a new
+    layer is not picked by itself (the region stays "whole image" until chosen)."""
 
-    def __init__(self, viewer, parent=None, **kwargs) -> None:
+    def __init__(self, viewer, parent=None, *, auto: bool = True, **kwargs) -> None:
+        self._auto = auto
         super().__init__(viewer, Shapes, parent, **kwargs)
 
     def layers(self):
         return [layer for layer in super().layers()
                 if layer.metadata.get("role") != SPECTRUM_ROLE]
+
+    def refresh(self, event=None) -> None:
+        super().refresh(event if self._auto else None)
 
 
 class HrtemWidget(QWidget):
@@ -155,7 +163,8 @@ class HrtemWidget(QWidget):
         self.pixel_size.setSpecialValueText("unknown: enter it")
         self.pixel_size.setToolTip("Pixel size of the micrograph in Å (every spacing scales "
                                    "with it)")
-        self.region_picker = MicrographShapesPicker(napari_viewer, self, none_text="whole image")
+        self.region_picker = MicrographShapesPicker(napari_viewer, self, auto=False,
+                                                    none_text="whole image")
         self.region_picker.setToolTip("A Shapes layer whose selected (else last) shape bounds "
                                       "the region to transform")
         self.rings = QLineEdit(DEFAULT_RINGS)
@@ -502,7 +511,9 @@ class HrtemWidget(QWidget):
             in_spectrum = layer.metadata.get("role") == SPECTRUM_ROLE
             layer.visible = in_spectrum == spectrum and not layer.name.endswith(
                 "ABSF difference")
-        self.viewer.reset_view()
+        shown = [layer for layer in self.viewer.layers if layer.visible]
+        if shown:
+            self.viewer.reset_view(layers=shown)
 
     def _open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

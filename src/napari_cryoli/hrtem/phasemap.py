@@ -1,7 +1,8 @@
 """Local phase map: a sliding-window FFT across the micrograph, one phase per window.
 
 Windows of ``window_nm`` (rounded to an even, FFT-friendly number of pixels) overlap by half; each
-window's spectrum is searched for reflections and identified like a whole image. Each pixel takes
+window's spectrum is searched for reflections and identified like a whole image; where a window's
+match is ambiguous (LiH / LiF), the phase found on the whole image is taken. Each pixel takes
 the label of the window whose centre is nearest, so the map has the step's resolution (half a
 window). Ids: the table's labels (Li 2, LiH 3, Cu 4, ...), 1 amorphous (no reflection), 255
 reflections no phase explains. The detection threshold is stricter than for a whole image, as a
@@ -18,10 +19,12 @@ import numpy as np
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
 from .phases import AMORPHOUS, UNKNOWN, PhaseTable, Tolerances, default_table, identify
-from .reflections import D_RANGE_A, detect
-from .spectrum import check_image, window_spectra
+from .reflections import D_RANGE_A, detect, find_reflections
+from .spectrum import check_image, power_spectrum, window_spectra
 
 MIN_WINDOW_PX = 32
+#: Reflections of a window used for the pair search (the strongest): a window rarely resolves more.
+WINDOW_PAIR_REFLECTIONS = 6
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,15 @@ def phase_map(
     tol = Tolerances(step=1.0 / (w * pixel_size_A))
     from numpy.lib.stride_tricks import sliding_window_view
 
+    # the whole image measures spacings more finely than a window: where a window cannot tell
+    # two phases apart (LiH / LiF), the one the whole image shows is taken
+    spectrum = power_spectrum(a, pixel_size_A)
+    whole = find_reflections(spectrum, d_range_A=settings.d_range_A)
+    preferred = tuple(m.phase for m in identify(whole.reflections, table,
+                                                Tolerances(step=spectrum.step)).phases)
+    yield Progress(0, len(ys), "whole image")
     stopped = False
+    cache: dict[tuple, int] = {}
     for i, y0 in enumerate(ys):
         if stop_requested(stop):
             stopped = True
@@ -93,8 +104,7 @@ def phase_map(
         found = detect(half, w, pixel_size_A, d_range_A=settings.d_range_A,
                        false_alarm=settings.false_alarm, max_peaks=12)
         for j, det in enumerate(found):
-            grid[i, j] = identify(det.reflections, table, tol, max_phases=1).label(table) \
-                if det.reflections else AMORPHOUS
+            grid[i, j] = _label(det.reflections, table, tol, cache, preferred)
         yield Progress(i + 1, len(ys), f"row {i + 1} of {len(ys)}")
     cy, cx = ys + w / 2, xs + w / 2
     rows = np.abs(np.arange(a.shape[0])[:, None] + 0.5 - cy[None, :]).argmin(axis=1)
@@ -103,6 +113,28 @@ def phase_map(
     ids, n = np.unique(grid, return_counts=True)
     return PhaseMap(labels, grid, cy, cx, w, step,
                     {int(k): int(v) for k, v in zip(ids, n)}, stopped)
+
+
+def _label(reflections, table: PhaseTable, tol: Tolerances, cache: dict,
+           preferred: tuple[str, ...] = ()) -> int:
+    """Phase-map id of one window. Windows of one grain show the same reflections: windows whose
+    reflections fall in the same half-pixel bins of the spectrum share one identification (a
+    shift under half a pixel is far inside the matching tolerances). A match ambiguous with a
+    ``preferred`` phase (found on the whole image) takes that phase."""
+    if not reflections:
+        return AMORPHOUS
+    key = tuple(sorted((round(2 * r.gy / tol.step), round(2 * r.gx / tol.step))
+                       for r in reflections))
+    if key not in cache:
+        ident = identify(reflections, table, tol, max_phases=1,
+                         max_pair_reflections=WINDOW_PAIR_REFLECTIONS)
+        label = ident.label(table)
+        if ident.phases and ident.phases[0].phase not in preferred:
+            swap = [p for p in ident.phases[0].ambiguous_with if p in preferred]
+            if swap:
+                label = table.by_name(swap[0]).label
+        cache[key] = label
+    return cache[key]
 
 
 def map_ontology(table: PhaseTable):

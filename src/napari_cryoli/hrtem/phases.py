@@ -262,7 +262,7 @@ class PhaseMatch:
     indices: tuple[int, ...]  # observed reflections it explains
     hkls: tuple[HKL, ...]  # their indices in the zone, in the same order
     ambiguous_with: tuple[str, ...] = ()  # other phases that explain them as well
-    missing: int = 0  # reflections the zone predicts inside the outermost match but not seen
+    missing: int = 0  # reflections the zone predicts inside the innermost match but not seen
 
 
 @dataclass(frozen=True)
@@ -325,16 +325,18 @@ def identify(
     table: PhaseTable,
     tol: Tolerances = Tolerances(),
     max_phases: int = 3,
+    max_pair_reflections: int = MAX_PAIR_REFLECTIONS,
 ) -> Identification:
-    """Phases (each at a zone axis) explaining the reflections, best first, greedily."""
+    """Phases (each at a zone axis) explaining the reflections, best first, greedily; pairs are
+    formed among the ``max_pair_reflections`` strongest."""
     refl = tuple(reflections)
     candidates = tuple(spacing_candidates(r.d_A, table, tol) for r in refl)
     assigned: list[tuple[str, HKL] | None] = [None] * len(refl)
-    left = [int(i) for i in np.argsort([-r.snr for r in refl])[:MAX_PAIR_REFLECTIONS]]
+    left = [int(i) for i in np.argsort([-r.snr for r in refl], kind="stable")]
     total = sum(min(r.snr, 1e3) for r in refl) or 1.0
     matches = []
     while len(left) >= 2 and len(matches) < max_phases:
-        found = _best_matches(refl, left, table, tol)
+        found = _best_matches(refl, left, table, tol, max_pair_reflections)
         if not found:
             break
         best = found[0]
@@ -358,12 +360,14 @@ def identify(
     return Identification(refl, tuple(matches), candidates, tuple(assigned))
 
 
-def _best_matches(refl, left, table, tol) -> list[PhaseMatch]:
-    """The best zone-axis match of each phase on the reflections ``left``, best first."""
+def _best_matches(refl, left, table, tol, max_pair: int) -> list[PhaseMatch]:
+    """The best zone-axis match of each phase on the reflections ``left`` (strongest first):
+    pairs among the ``max_pair`` strongest, every one of ``left`` counted when it fits."""
     g = np.array([[refl[i].gy, refl[i].gx] for i in left])
     gn = np.linalg.norm(g, axis=1)
     weight = np.array([min(refl[i].snr, 1e3) for i in left])
-    pairs = [(i, j) for i in range(len(left)) for j in range(len(left)) if i != j]
+    k = min(len(left), max_pair)
+    pairs = [(i, j) for i in range(k) for j in range(k) if i != j]
     pi, pj = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     cos = np.abs((g[pi] * g[pj]).sum(1)) / (gn[pi] * gn[pj])
     obs_angle = np.degrees(np.arccos(np.clip(cos, 0, 1)))
@@ -389,8 +393,10 @@ def _best_matches(refl, left, table, tol) -> list[PhaseMatch]:
         theta = phi[ci] - mirror * ref["base"][r_idx]
         best = None
         zones = ref["zone"][r_idx]
-        for zone in {tuple(int(v) for v in z) for z in zones}:
-            sel = np.nonzero((zones == zone).all(1))[0]
+        unique, which = np.unique(zones, axis=0, return_inverse=True)
+        for u, zone in enumerate(unique):
+            sel = np.nonzero(which.ravel() == u)[0]
+            zone = tuple(int(v) for v in zone)
             m = _evaluate(phase, zone, g, gn, weight, ci[sel], cj[sel], r_idx[sel], ref,
                           mirror[sel], theta[sel], rad_tol, ang_tol, tol)
             if m is not None and (best is None or _rank(m) > _rank(best)):
@@ -436,13 +442,14 @@ def _evaluate(phase, zone, g, gn, weight, ci, cj, r_idx, ref, mirror, theta, rad
     valid &= np.abs(refined - 1) <= tol.pixel
     if not valid.any():
         return None
-    # predicted reflections inside the outermost matched one that no observation covers
+    # predicted reflections of lower order than every matched one (closer to the origin, so
+    # stronger in a kinematic pattern) that no observation covers
     covered = np.zeros((len(ci), len(xy)), bool)
     hh, mm = np.nonzero(hit)
     covered[hh, k_best[hh, mm]] = True
-    g_out = np.where(hit, gn[None, :], 0).max(1)
+    g_in = np.where(hit, gn[None, :], np.inf).min(1)
     pred_len = np.linalg.norm(xy, axis=1)[None, :] * refined[:, None]
-    inner = pred_len < g_out[:, None] * (1 - tol.radial)
+    inner = pred_len < g_in[:, None] * (1 - tol.radial)
     missing = (inner & ~covered).sum(1)
     count = hit.sum(1) - missing
     score = (hit * weight[None, :]).sum(1)

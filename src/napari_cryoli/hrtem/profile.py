@@ -4,8 +4,8 @@ The profile is the image averaged across a band ``width_nm`` wide along the line
 (``skimage.measure.profile_line``), which averages out lattice fringes and noise. Edge rule: the
 profile is smoothed with a Gaussian of ``smooth_nm``; the layer's two edges are the two strongest
 extrema of its derivative (the steepest points of the two intensity steps, i.e. their 50 % points
-for symmetric blur) at least ``min_separation_nm`` apart; the thickness is the distance between
-them along the line.
+for symmetric blur) at least ``min_separation_nm`` apart and more than two ``smooth_nm`` from the
+line's ends; the thickness is the distance between them along the line.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from ..errors import InputError
 from .spectrum import check_image
 
 EDGE_RULE = ("edges at the two strongest extrema of the derivative of the band-averaged, "
-             "Gaussian-smoothed intensity profile (steepest point of each step)")
+             "Gaussian-smoothed intensity profile (steepest point of each step), away from the "
+             "line's ends")
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +63,11 @@ def layer_thickness(profile: Profile, smooth_nm: float = 0.5,
     dx = float(x[1] - x[0])
     smooth = ndimage.gaussian_filter1d(v, max(smooth_nm / dx, 0.5), mode="nearest")
     slope = np.abs(np.gradient(smooth, dx))
-    inner = np.arange(1, len(slope) - 1)
+    # the smoothing is unreliable within 2 sigma of the line's ends: no edge there
+    margin = max(int(np.ceil(2 * smooth_nm / dx)), 1)
+    inner = np.arange(margin, len(slope) - margin)
+    if len(inner) == 0:
+        raise InputError("the line is too short for the smoothing; extend it across the layer")
     peaks = inner[(slope[inner] >= slope[inner - 1]) & (slope[inner] > slope[inner + 1])]
     peaks = peaks[np.argsort(slope[peaks])[::-1]]
     if len(peaks) == 0:

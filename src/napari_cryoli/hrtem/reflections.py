@@ -8,11 +8,14 @@ of a Hann-apodised peak); for pure noise that average is close to a Gamma variab
 shape is measured from the spectrum itself. A local maximum is a reflection when the average exceeds
 the level that noise alone would reach anywhere in the searched band with probability
 ``false_alarm``: the threshold adapts to the image size, the window and the padding. Positions are
-refined to a fraction of a pixel by a parabola through the log of the averaged ratio.
+refined to a fraction of a pixel by a parabola through the log of the averaged ratio. A peak close
+to a reflection fifty times stronger is that reflection's streak (a grain edge's shape transform),
+not a reflection, and is dropped.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,10 @@ D_RANGE_A = (1.1, 4.0)
 FALSE_ALARM = 0.01
 
 EULER_GAMMA = 0.5772156649015329
+
+#: A peak within STREAK_REACH x |g| of a reflection STREAK_RATIO times stronger is its streak.
+STREAK_RATIO = 50.0
+STREAK_REACH = 0.05
 
 #: The 3 x 3 average of a Hann-apodised spectrum has correlated terms, so its tail is heavier than
 #: the Gamma law its variance implies: the Gamma shape is reduced by this factor for the threshold.
@@ -72,10 +79,7 @@ class Detection:
 def background_ratio(half: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(P / background, radius in pixels) for a stack of half-plane spectra (k, n, n/2 + 1)."""
     k = half.shape[0]
-    rows = np.arange(n, dtype=np.float32)[:, None] - n // 2
-    cols = np.arange(half.shape[-1], dtype=np.float32)[None, :]
-    radius = np.sqrt(rows**2 + cols**2)
-    ring = np.minimum(np.rint(radius).astype(np.int64), n)  # corners share the last ring
+    radius, ring = _rings(n, half.shape[-1])
     n_rings = n + 1
     logp = np.log(np.maximum(half, np.finfo(np.float32).tiny))
     index = (ring[None] + n_rings * np.arange(k)[:, None, None]).ravel()
@@ -87,6 +91,18 @@ def background_ratio(half: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     floor = np.maximum(half.reshape(k, -1).max(1) * 1e-6, np.finfo(np.float32).tiny)
     background = np.maximum(background, floor[:, None])
     return half / background[:, ring], radius
+
+
+@functools.lru_cache(maxsize=4)
+def _rings(n: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """(radius in pixels, ring index) of every half-plane pixel; read-only, cached per size."""
+    r = np.arange(n, dtype=np.float32)[:, None] - n // 2
+    c = np.arange(cols, dtype=np.float32)[None, :]
+    radius = np.sqrt(r**2 + c**2)
+    ring = np.minimum(np.rint(radius).astype(np.int32), n)  # corners share the last ring
+    radius.flags.writeable = False
+    ring.flags.writeable = False
+    return radius, ring
 
 
 def _extend(a: np.ndarray, n: int, cols: int = 2) -> np.ndarray:
@@ -122,8 +138,8 @@ def detect(
         )
     ext = _extend(ratio, n)
     mean_ext = ndimage.uniform_filter(ext, size=(1, 3, 3), mode="nearest")
-    peak = ndimage.maximum_filter(mean_ext, size=(1, 5, 5), mode="nearest")[:, :, 2:]
     mean = mean_ext[:, :, 2:]
+    padded = np.pad(mean_ext, ((0, 0), (2, 2), (0, 2)), mode="edge")  # for 5 x 5 neighbourhoods
     results = []
     n_band = int(band.sum())
     for i in range(half.shape[0]):
@@ -134,14 +150,32 @@ def detect(
         k_shape = 1.0 / max(var, 1e-6)
         a = TAIL_SHAPE * k_shape
         threshold = float(stats.gamma.isf(false_alarm / n_band, a=a, scale=1.0 / a))
-        hits = np.nonzero(band & (m >= peak[i]) & (m > threshold))
+        hits = np.nonzero(band & (m > threshold))
+        hits = _local_maxima(padded[i], m, hits)
         order = np.argsort(m[hits])[::-1][:max_peaks]
         found = [
             _refine(half[i], ratio[i], mean_ext[i], int(hits[0][j]), int(hits[1][j]), n, step)
             for j in order
         ]
-        results.append(Detection(tuple(merge_friedel(found, tol=1.5 * step)), threshold, k_shape))
+        merged = drop_streaks(merge_friedel(found, tol=1.5 * step))
+        results.append(Detection(tuple(merged), threshold, k_shape))
     return results
+
+
+def _local_maxima(padded: np.ndarray, mean: np.ndarray, hits) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates (rows, cols of ``mean``) that are the maximum of their 5 x 5 neighbourhood.
+
+    ``padded`` is the mean ratio with the two Friedel columns on the left and two edge rows and
+    columns added elsewhere, so candidate (r, c) has its neighbourhood at rows r..r+4, cols c..c+4.
+    Only the few candidates above the threshold are looked at, not the whole spectrum.
+    """
+    rows, cols = hits
+    if len(rows) == 0:
+        return rows, cols
+    dy, dx = np.mgrid[0:5, 0:5]
+    neighbours = padded[rows[:, None] + dy.ravel()[None, :], cols[:, None] + dx.ravel()[None, :]]
+    keep = mean[rows, cols] >= neighbours.max(axis=1)
+    return rows[keep], cols[keep]
 
 
 def _refine(power, ratio, ext, row, col, n, step) -> Reflection:
@@ -236,6 +270,24 @@ def merge_friedel(reflections: Iterable[Reflection], tol: float) -> list[Reflect
             w, gy, gx = w + weight, gy + s * weight * r.gy, gx + s * weight * r.gx
         out.append(Reflection(gy / w, gx / w, sum(r.intensity for r in group), head.snr))
     return out
+
+
+def drop_streaks(reflections: Sequence[Reflection], ratio: float = STREAK_RATIO,
+                 reach: float = STREAK_REACH) -> list[Reflection]:
+    """Drop peaks within ``reach`` x |g| of a reflection ``ratio`` times stronger (in snr): the
+    streak a grain's edge draws through each of its reflections (its shape transform) has local
+    maxima that pass the noise threshold on large, strong images."""
+    kept: list[Reflection] = []
+    for r in sorted(reflections, key=lambda r: -r.snr):
+        near = any(
+            k.snr >= ratio * max(r.snr, 1e-9)
+            and min(math.hypot(r.gy - k.gy, r.gx - k.gx),
+                    math.hypot(r.gy + k.gy, r.gx + k.gx)) < reach * r.g
+            for k in kept
+        )
+        if not near:
+            kept.append(r)
+    return kept
 
 
 def angle_between(a: Reflection, b: Reflection) -> float:
