@@ -38,7 +38,7 @@ def peer(labels):
 
     n = 0
     for c in PHASES:
-        verts, faces, _, _ = marching_cubes((labels == c).astype(np.float32), 0.5)
+        _, faces, _, _ = marching_cubes((labels == c).astype(np.float32), 0.5)
         n += len(faces)
     return n
 
@@ -62,7 +62,7 @@ def main() -> None:
         size = (Path(tmp) / "m.glb").stat().st_size
     print(f"write GLB: {wall_w:.2f} s, {size / 1e6:.1f} MB")
     report, wall_m, _ = timed(lambda: run_job(measure(labels, VOXEL)))
-    coloured, wall_c, _ = timed(lambda: run_job(mesh_labels(
+    _, wall_c, _ = timed(lambda: run_job(mesh_labels(
         labels, VOXEL, origin, config, surface=report.surface)))
     print(f"with thickness colours: measure {wall_m:.2f} s + meshes {wall_c:.2f} s")
     n, wall_p, cpu_p = timed(lambda: peer(labels))

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from screenshots import OUT, SIZE, settle, wait_for  # noqa: E402
+from screenshots import OUT, SIZE, settle, wait_for
 
 
 def main() -> int:

@@ -137,7 +137,7 @@ def test_stop_cancels_what_has_not_started(tiny_series, model_path, client, tmp_
     result = run_job(job)
     assert result.stopped
     assert [r.status for r in result.results] == ["not run"] * 3
-    rows = list(csv.DictReader(open(result.table)))
+    rows = _table(result.table)
     assert [r["status"] for r in rows] == ["not run"] * 3
     time.sleep(1)  # a task a worker had begun may still finish: then it is whole
     for item in items:
@@ -255,7 +255,7 @@ def test_cli_batch(tiny_series, model_path, client, tmp_path, capsys):
     assert "dashboard: http://127.0.0.1:" in err and "batch [" in err
     assert "3 done, 0 already done, 0 failed" in err
     rows = _table(out / "dataset.csv")
-    assert [r["condition"] for r in rows][0] == "fresh" and rows[-1]["condition"] == "7d"
+    assert rows[0]["condition"] == "fresh" and rows[-1]["condition"] == "7d"
     from napari_cryoli.dataset.zarr import zarr_shape
 
     assert zarr_shape(out / "fresh_0_tomogram.seg.ome.zarr") == (32, 64, 64)

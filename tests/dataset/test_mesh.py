@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cryoli.cli import main
 from napari_cryoli.classes import CU, LI, LIH, SEI
+from napari_cryoli.cli import main
 from napari_cryoli.dataset.mesh import MeshConfig, class_mesh, mesh_labels, write_meshes
 from napari_cryoli.io import write_mrc
 from napari_cryoli.jobs import run_job

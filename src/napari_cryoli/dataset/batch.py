@@ -258,8 +258,8 @@ def process_tomogram(item: BatchItem, config: BatchConfig, fingerprint: str) -> 
 
 
 def _process(item: BatchItem, config: BatchConfig, fingerprint: str) -> int:
-    from ..cli import _user_class_notes
     from ..classes import DEFAULT_ONTOLOGY
+    from ..cli import _user_class_notes
     from ..io import read_labels, read_mrc
     from ..measure.report import MeasureSettings, measure, write_report
     from ..segment import PredictConfig, PredictOutputs, predict

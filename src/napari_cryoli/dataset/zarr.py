@@ -9,8 +9,8 @@ in a hidden sibling folder and renamed into place: a reader never sees half of i
 from __future__ import annotations
 
 import os
-import shutil
 import secrets
+import shutil
 from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -115,7 +115,7 @@ def zarr_shape(path: str | os.PathLike) -> tuple[int, ...]:
         return tuple(group[datasets[0]["path"]].shape)
     except (OSError, KeyError, IndexError, ValueError, TypeError) as e:
         raise FileFormatError(f"{path} is not an OME-Zarr image ({e})") from None
-    except Exception as e:  # zarr's own errors for a missing or damaged store
+    except Exception as e:  # noqa: BLE001 - zarr's own errors for a missing or damaged store
         raise FileFormatError(f"{path} is not an OME-Zarr image ({type(e).__name__})") from None
 
 
