@@ -23,7 +23,7 @@ from .reflections import D_RANGE_A, detect, find_reflections
 from .spectrum import check_image, power_spectrum, window_spectra
 
 MIN_WINDOW_PX = 32
-#: Reflections of a window used for the pair search (the strongest): a window rarely resolves more.
+#: Reflections of a window used (the strongest): a window rarely resolves more.
 WINDOW_PAIR_REFLECTIONS = 6
 
 
@@ -117,13 +117,14 @@ def phase_map(
 
 def _label(reflections, table: PhaseTable, tol: Tolerances, cache: dict,
            preferred: tuple[str, ...] = ()) -> int:
-    """Phase-map id of one window. Windows of one grain show the same reflections: windows whose
-    reflections fall in the same half-pixel bins of the spectrum share one identification (a
-    shift under half a pixel is far inside the matching tolerances). A match ambiguous with a
-    ``preferred`` phase (found on the whole image) takes that phase."""
+    """Phase-map id of one window. Windows of one grain show the same reflections to a fraction
+    of a spectrum pixel: windows whose reflections round to the same spectrum pixels share one
+    identification. A match ambiguous with a ``preferred`` phase (found on the whole image)
+    takes that phase."""
     if not reflections:
         return AMORPHOUS
-    key = tuple(sorted((round(2 * r.gy / tol.step), round(2 * r.gx / tol.step))
+    reflections = sorted(reflections, key=lambda r: -r.snr)[:WINDOW_PAIR_REFLECTIONS]
+    key = tuple(sorted((round(r.gy / tol.step), round(r.gx / tol.step))
                        for r in reflections))
     if key not in cache:
         ident = identify(reflections, table, tol, max_phases=1,

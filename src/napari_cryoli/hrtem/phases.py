@@ -425,19 +425,22 @@ def _evaluate(phase, zone, g, gn, weight, ci, cj, r_idx, ref, mirror, theta, rad
                     axis=-1) * scale[:, None, None]  # (h, k, 2)
     diff = g[None, :, None, :] - pred[:, None, :, :]  # (h, m, k, 2)
     summ = g[None, :, None, :] + pred[:, None, :, :]
-    dist_m, dist_p = np.linalg.norm(diff, axis=-1), np.linalg.norm(summ, axis=-1)
-    dist = np.minimum(dist_m, dist_p)
-    k_best = dist.argmin(axis=2)  # (h, m)
-    pb = np.take_along_axis(pred, k_best[..., None].repeat(2, -1), axis=1)  # (h, m, 2)
-    pn = np.linalg.norm(pb, axis=-1)
+    dist_m = np.einsum("hmkc,hmkc->hmk", diff, diff)  # squared distances to +p and -p
+    dist_p = np.einsum("hmkc,hmkc->hmk", summ, summ)
+    k_best = np.minimum(dist_m, dist_p).argmin(axis=2)  # (h, m)
+    rows = np.arange(len(ci))
+    pb = pred[rows[:, None], k_best]  # (h, m, 2)
+    length = np.linalg.norm(xy, axis=1)
+    pn = length[k_best] * scale[:, None]
     radial_err = np.abs(gn[None, :] - pn)
     cos = np.abs((g[None] * pb).sum(-1)) / np.maximum(gn[None, :] * pn, 1e-12)
     ang_err = np.degrees(np.arccos(np.clip(cos, 0, 1)))
     hit = (radial_err <= rad_tol[None, :]) & (ang_err <= ang_tol[None, :])
-    rows = np.arange(len(ci))
     valid = hit[rows, ci] & hit[rows, cj]
+    if not valid.any():
+        return None
     # scale refined on all matched reflections
-    p0 = np.linalg.norm(xy[k_best], axis=-1)  # (h, m)
+    p0 = length[k_best]  # (h, m)
     refined = (hit * gn[None, :] * p0).sum(1) / np.maximum((hit * p0 * p0).sum(1), 1e-30)
     valid &= np.abs(refined - 1) <= tol.pixel
     if not valid.any():
@@ -448,7 +451,7 @@ def _evaluate(phase, zone, g, gn, weight, ci, cj, r_idx, ref, mirror, theta, rad
     hh, mm = np.nonzero(hit)
     covered[hh, k_best[hh, mm]] = True
     g_in = np.where(hit, gn[None, :], np.inf).min(1)
-    pred_len = np.linalg.norm(xy, axis=1)[None, :] * refined[:, None]
+    pred_len = length[None, :] * refined[:, None]
     inner = pred_len < g_in[:, None] * (1 - tol.radial)
     missing = (inner & ~covered).sum(1)
     count = hit.sum(1) - missing
