@@ -333,8 +333,17 @@ def open_client(workers: int = 2, scheduler: str | None = None) -> Iterator[Clie
         raise InputError(f"a local cluster needs at least one worker, not {workers}")
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      silence_logs=logging.ERROR, preload=[__name__]) as cluster, \
+            Client(cluster) as client:
         yield client
+
+
+def dask_setup(worker) -> None:
+    """Run in each local worker process (its ``preload``): Ctrl-C in a terminal reaches the
+    whole process group, and the command, not its workers, decides what to do with it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_batch(
@@ -418,9 +427,14 @@ def _run(items, config, client, fingerprint, stop) -> Job[BatchResult]:
         failed = sum(r.status == "failed" for r in results.values())
         message = f"{last.item.name}: {last.status}" + (f" ({failed} failed)" if failed else "")
         yield Progress(len(results), total, message)
-    ordered = tuple(results.get(i.name, TomogramResult(i, "not run")) for i in items)
+    ordered = tuple(results.get(i.name) or _unseen(i, config, fingerprint) for i in items)
     table = write_dataset_table(ordered, config.out_dir)
     return BatchResult(ordered, table, stopped, time.perf_counter() - start)
+
+
+def _unseen(item: BatchItem, config: BatchConfig, fingerprint: str) -> TomogramResult:
+    """A tomogram whose task was cancelled: done if its worker finished it all the same."""
+    return TomogramResult(item, "done" if is_finished(item, config, fingerprint) else "not run")
 
 
 def _collect(future: Future, item: BatchItem) -> TomogramResult:
