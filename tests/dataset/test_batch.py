@@ -291,3 +291,27 @@ def test_plan_errors(tmp_path):
         plan_batch([])
     with pytest.raises(FileFormatError, match="no conditions table"):
         read_conditions(tmp_path / "none.csv")
+
+
+def test_ctrl_c_stops_cleanly(tiny_series, model_path, tmp_path):
+    """Ctrl-C in a terminal reaches the command and its worker processes alike: the batch
+    stops with status 130, lists what did not run, and nobody prints a traceback."""
+    out = tmp_path / "out"
+    many = []
+    for i in range(4):
+        copy = tmp_path / f"t{i}.mrc"
+        shutil.copyfile(tiny_series[i % 3], copy)
+        many.append(str(copy))
+    cmd = [sys.executable, "-m", "napari_cryoli.cli", "batch", *many, "--model", str(model_path),
+           "--out-dir", str(out)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120  # until a worker is writing a segmentation
+    while not any(out.glob(".*.seg.mrc.*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "not run; wrote" in err
+    rows = _table(out / "dataset.csv")
+    assert {r["status"] for r in rows} <= {"done", "not run"} and len(rows) >= 4
