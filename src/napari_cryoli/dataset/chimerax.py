@@ -45,7 +45,7 @@ def chimerax_script(meshes: Meshes, mesh_files: Sequence[Path], map_path: Path |
     if meshes.thickness_range_nm is not None:
         lo, hi = meshes.thickness_range_nm
         lines.append(f"# Li and LiH coloured by SEI thickness: {THICKNESS_COLORMAP}, "
-                     f"{lo:g} to {hi:.3g} nm (GLB only)")
+                     f"{lo:.3g} to {hi:.3g} nm (GLB only)")
     lines += ["view", ""]
     return "\n".join(lines)
 

@@ -21,7 +21,7 @@ from ..classes import DEFAULT_ONTOLOGY, LI, LIH, PHASES
 from ..errors import FileFormatError, InputError
 from ..jobs import Job, Progress, stop_requested
 
-#: Colour map of the SEI thickness on the metal, 0 nm to ``Meshes.thickness_range_nm[1]``.
+#: Colour map of the SEI thickness on the metal, over ``Meshes.thickness_range_nm``.
 THICKNESS_COLORMAP = "viridis"
 
 #: Formats by suffix; GLB holds every class (and the colours) in one file, the others one each.
@@ -117,21 +117,22 @@ def mesh_labels(
     config: MeshConfig = MeshConfig(),
     *,
     surface=None,
-    thickness_max_nm: float | None = None,
+    thickness_range_nm: tuple[float, float] | None = None,
     stop: threading.Event | None = None,
 ) -> Job[Meshes | None]:
     """Mesh each class of ``labels`` (z, y, x); a job returning :class:`Meshes` (None if stopped).
 
     ``surface`` is the measured :class:`~napari_cryoli.measure.sei.SurfaceThickness` that colours
-    Li and LiH (None: class colours only); ``thickness_max_nm`` tops the colour scale (default:
-    the 95th percentile of the measured thickness).
+    Li and LiH (None: class colours only); ``thickness_range_nm`` spans the colour scale
+    (default: 0 nm to the 95th percentile of the measured thickness, so that an even SEI looks
+    even).
     """
     h = tuple(float(v) for v in voxel_size_nm)
     origin = (0.0, 0.0, 0.0) if origin_nm is None else tuple(float(v) for v in origin_nm)
     if labels.ndim != 3 or len(h) != 3:
         raise InputError(f"meshes need a 3D label volume, not shape {labels.shape}")
     ids, notes = classes_to_mesh(labels, config)
-    colour = _ThicknessColours(surface, thickness_max_nm) if surface is not None else None
+    colour = _ThicknessColours(surface, thickness_range_nm) if surface is not None else None
     out = []
     for n, class_id in enumerate(ids):
         if stop_requested(stop):
@@ -195,15 +196,17 @@ def _box(labels: np.ndarray, class_id: int) -> tuple[slice, ...]:
 class _ThicknessColours:
     """SEI thickness of the nearest measured metal-surface point, and its colour."""
 
-    def __init__(self, surface, top_nm: float | None) -> None:
+    def __init__(self, surface, range_nm: tuple[float, float] | None) -> None:
         from scipy.spatial import cKDTree
 
         ok = surface.measured
         self.values = surface.thickness_nm[ok]
         self.tree = cKDTree(surface.points_nm[ok]) if ok.any() else None
-        if top_nm is None:
-            top_nm = float(np.percentile(self.values, 95)) if self.values.size else 1.0
-        self.range_nm = (0.0, max(float(top_nm), 1e-6))
+        if range_nm is None or None in range_nm:
+            lo, hi = 0.0, float(np.percentile(self.values, 95)) if self.values.size else 1.0
+        else:
+            lo, hi = range_nm
+        self.range_nm = (float(lo), max(float(hi), float(lo) + 1e-3))
 
     def thickness_at(self, vertices_A: np.ndarray, h, origin) -> np.ndarray:
         """Thickness per vertex (NaN farther than two voxels from any measured point)."""
@@ -222,7 +225,8 @@ class _ThicknessColours:
         cmap = colormaps[THICKNESS_COLORMAP]
         out = base.copy()
         hit = np.isfinite(thickness)
-        scaled = np.clip(thickness[hit] / self.range_nm[1], 0.0, 1.0)
+        lo, hi = self.range_nm
+        scaled = np.clip((thickness[hit] - lo) / (hi - lo), 0.0, 1.0)
         out[hit] = np.round(cmap(scaled) * 255).astype(np.uint8)
         return out
 
@@ -246,7 +250,7 @@ def mesh_segmentation(
     volume = read_labels(path)
     if volume.kind != "volume":
         raise InputError(f"{volume.path.name} is not a 3D label volume")
-    settings, top = MeasureSettings(), None
+    settings, span = MeasureSettings(), None
     if report is not None:
         data = read_report(report)
         same_shape = list(data.get("shape", volume.data.shape)) == list(volume.data.shape)
@@ -257,12 +261,12 @@ def mesh_segmentation(
         known = {k: v for k, v in data.get("settings", {}).items()
                  if k in MeasureSettings.__dataclass_fields__}
         settings = MeasureSettings(**known)
-        top = data["sei_thickness_nm"].get("p95")
+        span = (0.0, data["sei_thickness_nm"].get("p95"))
     classes_to_mesh(volume.data, config)  # unknown or absent classes: before measuring
-    return _mesh_file(volume, config, settings, top, stop)
+    return _mesh_file(volume, config, settings, span, stop)
 
 
-def _mesh_file(volume, config, settings, top, stop) -> Job[Meshes | None]:
+def _mesh_file(volume, config, settings, span, stop) -> Job[Meshes | None]:
     from ..measure.report import measure
 
     surface = None
@@ -279,7 +283,7 @@ def _mesh_file(volume, config, settings, top, stop) -> Job[Meshes | None]:
             return None
         surface = report.surface
     meshes = yield from mesh_labels(volume.data, volume.voxel_size_nm, volume.origin_nm, config,
-                                    surface=surface, thickness_max_nm=top, stop=stop)
+                                    surface=surface, thickness_range_nm=span, stop=stop)
     return meshes
 
 
