@@ -102,3 +102,15 @@ def test_cli_compare_refuses_bad_input(tmp_path, capsys):
     empty.write_text("tomogram,condition,status,lih_volume_fraction,id\nt,c,failed,,\n")
     assert main(["compare", str(empty), "--out", str(tmp_path / "o")]) == 2
     assert "no measured dendrite" in capsys.readouterr().err
+
+
+def test_one_dendrite_per_tomogram_makes_the_units_agree(truth_table):
+    """With one dendrite in each tomogram, resampling tomograms is resampling dendrites."""
+    with open(truth_table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len({r["tomogram"] for r in rows})
+    config = {"n_bootstrap": 500, "n_permutations": 500, "seed": 3}
+    by_tomogram = run_job(compare(rows, CompareConfig(unit="tomogram", **config)))
+    by_dendrite = run_job(compare(rows, CompareConfig(unit="dendrite", **config)))
+    assert by_tomogram.summaries == by_dendrite.summaries
+    assert by_tomogram.differences == by_dendrite.differences
