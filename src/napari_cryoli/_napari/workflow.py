@@ -320,7 +320,6 @@ class WorkflowWidget(QWidget):
         events = napari_viewer.layers.events
         for event in (events.inserted, events.removed):
             event.connect(self._soon)
-        self.destroyed.connect(lambda *_: self._disconnect(events))
         self.refresh()
 
     def show_shortcuts(self, show: bool) -> None:
@@ -329,12 +328,11 @@ class WorkflowWidget(QWidget):
         arrow = Qt.ArrowType.DownArrow if show else Qt.ArrowType.RightArrow
         self.shortcuts_button.setArrowType(arrow)
 
-    def _disconnect(self, events) -> None:
-        for event in (events.inserted, events.removed):
-            event.disconnect(self._soon)
-
     def _soon(self, *_) -> None:
-        self._refresh_soon.start()  # a child timer: it dies with the panel
+        try:
+            self._refresh_soon.start()  # a child timer: it dies with the panel
+        except RuntimeError:  # the panel is closed; napari drops this handler with it
+            pass
 
     def _open_menu(self) -> None:
         menu = QMenu(self)
