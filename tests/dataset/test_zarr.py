@@ -37,3 +37,30 @@ def test_rewrite_replaces_whole_and_bad_stores_are_refused(tmp_path):
         zarr_shape(tmp_path / "missing.ome.zarr")
     with pytest.raises(FileFormatError, match="3D volume"):
         write_ome_zarr(tmp_path / "x.ome.zarr", np.zeros((4, 4), np.uint8), voxel_size_nm=(1, 1))
+
+
+def test_memory_stays_bounded_whatever_the_volume(tmp_path):
+    """A volume four times larger costs no more memory to copy: it streams chunk by chunk."""
+    import tracemalloc
+
+    from napari_cryoli.io import open_mrc_for_writing
+
+    peaks = []
+    write_ome_zarr(tmp_path / "warm.ome.zarr", np.zeros((64, 64, 64), np.uint8),
+                   voxel_size_nm=(1, 1, 1), labels=True)  # imports and codecs: not counted
+    for nz in (64, 256):
+        path = tmp_path / f"v{nz}.mrc"
+        with open_mrc_for_writing(path, (nz, 512, 512), np.uint8, voxel_size_nm=(1, 1, 1),
+                                  labels=True) as out:
+            for z in range(nz):
+                out[z] = z % 6
+        volume = read_mrc(path)
+        tracemalloc.start()
+        write_ome_zarr(tmp_path / f"v{nz}.ome.zarr", volume.data, voxel_size_nm=(1, 1, 1),
+                       labels=True)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        levels, _ = read_ome_zarr(tmp_path / f"v{nz}.ome.zarr")
+        assert int(levels[0][nz - 1, 5, 5].compute()) == (nz - 1) % 6
+    assert peaks[1] < 1.5 * peaks[0], peaks
+    assert peaks[1] < 0.75 * 256 * 512 * 512, peaks  # under the volume's 64 MiB

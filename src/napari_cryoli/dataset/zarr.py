@@ -62,7 +62,10 @@ def write_ome_zarr(
     origin = [0.0, 0.0, 0.0] if origin_nm is None else [float(v) for v in origin_nm]
     factors = pyramid_factors(data.shape)
     chunks = tuple(min(c, n) for c, n in zip(CHUNKS, data.shape))
-    lazy = da.from_array(data, chunks=chunks)
+    # Not the array itself: dask would copy a memory map whole (to tokenize it); name=False
+    # skips hashing the data.
+    lazy = da.from_array(_Slabs(data), chunks=chunks, name=False,
+                         meta=np.empty((0, 0, 0), data.dtype))
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         group = zarr.open_group(str(tmp), mode="w")
@@ -81,6 +84,17 @@ def write_ome_zarr(
         with suppress(FileNotFoundError):
             shutil.rmtree(tmp)
     return path
+
+
+class _Slabs:
+    """An array-like view of ``data`` that dask reads block by block (each block a copy)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+        self.shape, self.dtype, self.ndim = data.shape, data.dtype, data.ndim
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.array(self.data[key])
 
 
 def _shift_by_origin(group, origin: list[float]) -> None:
