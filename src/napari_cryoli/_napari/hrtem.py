@@ -351,9 +351,7 @@ class HrtemWidget(QWidget):
         if rings:
             self._replace(Shapes, f"{name} rings", ring_polygons(rings), shape_type="polygon",
                           edge_color="yellow", face_color="transparent", edge_width=0.004,
-                          opacity=0.6, metadata=meta,
-                          features={"d_A": rings}, text={"string": "{d_A:.2f} Å",
-                                                         "color": "yellow", "size": 9})
+                          opacity=0.6, metadata=meta, features={"d_A": rings})
         ident = analysis.identification
         coords, phase, hkl, d = [], [], [], []
         for r, assigned in zip(ident.reflections, ident.assigned):
