@@ -64,6 +64,27 @@ def main() -> int:
     settle(1.0)
     viewer.window.screenshot(str(OUT / "hrtem_spectrum.png"), canvas_only=False)
     viewer.close()
+
+    # an 8 nm amorphous layer on a LiH grain, vacuum beyond: thickness from a line across it
+    spec = MicrographSpec(layout="layer", grains=(Grain("LiH", (0, 1, 1), 40.0),),
+                          shape=(768, 768), layer_nm=8.0, boundary_deg=20.0, seed=9)
+    path = Path(tempfile.mkdtemp()) / "sei.tif"
+    tifffile.imwrite(path, simulate_micrograph(spec).image, imagej=True,
+                     resolution=(1 / 0.041, 1 / 0.041), metadata={"unit": "nm"})
+    viewer = napari.Viewer(title="napari-cryoli")
+    viewer.window.resize(*SIZE)
+    viewer.open(str(path), plugin="napari-cryoli")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cryoli", "HRTEM")
+    centre = np.array([383.5, 383.5]) * 0.041
+    normal = -np.array([np.cos(np.radians(20.0)), np.sin(np.radians(20.0))])
+    line = np.array([centre - 4.0 * normal, centre + 13.0 * normal])
+    shapes = viewer.add_shapes([line], shape_type="line", name="line", edge_color="white",
+                               edge_width=0.12)
+    widget.line_picker.set_layer(shapes)
+    widget.measure_line()
+    settle(1.0)
+    viewer.window.screenshot(str(OUT / "hrtem_thickness.png"), canvas_only=False)
+    viewer.close()
     return 0
 
 

@@ -70,6 +70,19 @@ def test_spectrum_reflections_and_phases(make_napari_viewer, wait_job, two_phase
     assert [m.phase for m in widget.analysis.identification.phases] == ["Cu"]
 
 
+def test_buttons_start_the_jobs(make_napari_viewer, qtbot, two_phase_tif):
+    from qtpy.QtCore import Qt
+
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, two_phase_tif)
+    qtbot.mouseClick(widget.spectrum_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "grains reflections" in viewer.layers, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.spectrum_button.isEnabled(), timeout=60_000)
+    qtbot.mouseClick(widget.picks_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.spectrum_button.isEnabled(), timeout=60_000)
+    assert widget.analysis is not None and widget.analysis.identification.phases
+
+
 def test_phase_map_and_absf(make_napari_viewer, wait_job, two_phase_tif):
     viewer = make_napari_viewer()
     widget = open_widget(viewer, two_phase_tif)
@@ -99,6 +112,8 @@ def test_layer_thickness_from_a_line(make_napari_viewer, tmp_path):
     result = widget.measure_line()
     assert result.thickness_nm == pytest.approx(8.0, abs=0.4)
     assert "thickness" in widget.profile_result.text()
+    assert widget.profile_plot.isVisible() or not widget.isVisible()
+    assert len(widget.profile_plot.figure.axes[0].lines) == 3  # profile and two edges
     assert len(viewer.layers["sei layer edges"].data) == 2
 
 

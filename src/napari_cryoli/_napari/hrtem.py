@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 from ..errors import CryoliError, InputError
 from ..jobs import Progress
 from . import layers as L
+from .figures import FigurePanel
 from .pickers import LayerPicker
 from .worker import report_error, start_job
 
@@ -126,6 +127,21 @@ def ring_polygons(spacings: list[float], points: int = 180) -> list[np.ndarray]:
     return [np.stack([np.sin(t) / d, np.cos(t) / d], axis=1) for d in spacings]
 
 
+def profile_figure(profile, result):
+    """The band-averaged profile along the line with the two edges found."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 2.4), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot(profile.distance_nm, profile.values, color="0.3", lw=1)
+    for edge in result.edges_nm:
+        ax.axvline(edge, color="magenta", lw=1)
+    ax.set_xlabel("distance along the line (nm)")
+    ax.set_ylabel("mean intensity")
+    ax.set_title(f"thickness {result.thickness_nm:.2f} nm", fontsize=9)
+    return figure
+
+
 class MicrographShapesPicker(LayerPicker):
     """Shapes layers drawn on micrographs (not the rings of a spectrum); with ``auto=False`` a new
     layer is not picked by itself (the region stays "whole image" until chosen)."""
@@ -203,6 +219,8 @@ class HrtemWidget(QWidget):
         self.profile_button = QPushButton("Thickness from line")
         self.profile_result = QLabel("")
         self.profile_result.setWordWrap(True)
+        self.profile_plot = FigurePanel()
+        self.profile_plot.setVisible(False)
 
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
@@ -242,6 +260,7 @@ class HrtemWidget(QWidget):
         form.addRow("Band width", self.line_width)
         form.addRow(self.profile_button)
         form.addRow(self.profile_result)
+        form.addRow(self.profile_plot)
         layout.addWidget(box)
         row = QHBoxLayout()
         row.addWidget(self.progress, 1)
@@ -250,7 +269,7 @@ class HrtemWidget(QWidget):
 
         self.image_picker.currentIndexChanged.connect(self._on_image)
         self.open_button.clicked.connect(self._open_dialog)
-        self.spectrum_button.clicked.connect(self.analyse)
+        self.spectrum_button.clicked.connect(lambda: self.analyse())
         self.picks_button.clicked.connect(self.identify_picks)
         self.view_box.toggled.connect(self.show_spectrum_view)
         self.map_button.clicked.connect(self.start_phase_map)
@@ -304,9 +323,12 @@ class HrtemWidget(QWidget):
 
     # --- spectrum, reflections, phases --------------------------------------------------------
 
-    def analyse(self, extra=()) -> Any:
-        """Spectrum, reflections and phases of the micrograph (or region) in a worker."""
+    def analyse(self, picks=()) -> Any:
+        """Spectrum, reflections and phases of the micrograph (or region) in a worker; ``picks``
+        ((gy, gx) in 1/Å) are refined on the spectrum and added to the found reflections."""
         from ..hrtem.lattice import analyse
+        from ..hrtem.reflections import refine_picks
+        from ..hrtem.spectrum import power_spectrum
 
         try:
             layer, data, px = self._inputs()
@@ -317,23 +339,22 @@ class HrtemWidget(QWidget):
             return None
         self._source = layer
 
+        picks = [tuple(p) for p in picks]
+
         def job(stop):
             yield Progress(0, 1, "spectrum")
-            return analyse(data, px, region, extra=tuple(extra)), rings
+            extra = tuple(refine_picks(power_spectrum(data, px, region), picks)) if picks else ()
+            return analyse(data, px, region, extra=extra), rings
 
         return self._start("HRTEM spectrum", job, self.show_analysis)
 
     def identify_picks(self) -> Any:
-        """Refine every point of the reflections layer and identify again."""
-        from ..hrtem.reflections import refine_at
-
+        """Refine every point of the reflections layer and identify again (in a worker)."""
         points = self._spectrum_layer("reflections")
         if self.analysis is None or points is None:
             show_info("Compute the spectrum first, then add points to its reflections layer")
             return None
-        spectrum = self.analysis.spectrum
-        picks = tuple(refine_at(spectrum, float(gy), float(gx)) for gy, gx in points.data[:, -2:])
-        return self.analyse(extra=picks)
+        return self.analyse(picks=np.asarray(points.data)[:, -2:].copy())
 
     def show_analysis(self, result) -> None:
         analysis, rings = result
@@ -479,6 +500,8 @@ class HrtemWidget(QWidget):
         marks = np.array(edges) * np.asarray(layer.scale[-2:]) + np.asarray(layer.translate[-2:])
         self._replace(Points, f"{layer.name} layer edges", marks, size=0.4,
                       face_color="magenta", border_color="white")
+        self.profile_plot.show_figure(profile_figure(profile, result))
+        self.profile_plot.setVisible(True)
         self.profile_result.setText(
             f"thickness {result.thickness_nm:.2f} nm (edges at {result.edges_nm[0]:.2f} and "
             f"{result.edges_nm[1]:.2f} nm along the line); {result.rule}"

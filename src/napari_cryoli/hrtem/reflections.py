@@ -220,12 +220,23 @@ def refine_at(spectrum: PowerSpectrum, gy: float, gx: float, search_px: float = 
     A pick is the user's decision, so it is kept even when it would not pass the detection
     threshold; its ``snr`` says how strong it is.
     """
+    return refine_picks(spectrum, [(gy, gx)], search_px)[0]
+
+
+def refine_picks(spectrum: PowerSpectrum, points, search_px: float = 3.0) -> list[Reflection]:
+    """:func:`refine_at` for many picks, (gy, gx) in 1/Å, computing the background once."""
     from scipy import ndimage
 
     n = spectrum.n
-    row, col = spectrum.to_pixel(gy, gx)
     ratio, _ = background_ratio(spectrum.half[None], n)
     mean_ext = ndimage.uniform_filter(_extend(ratio, n), size=(1, 3, 3), mode="nearest")[0]
+    return [_refine_pick(spectrum, ratio[0], mean_ext, float(gy), float(gx), search_px)
+            for gy, gx in points]
+
+
+def _refine_pick(spectrum, ratio, mean_ext, gy, gx, search_px) -> Reflection:
+    n = spectrum.n
+    row, col = spectrum.to_pixel(gy, gx)
     mean = mean_ext[:, 2:]
     r = math.ceil(search_px)
     rr, cc = np.mgrid[-r: r + 1, -r: r + 1]
@@ -236,7 +247,7 @@ def refine_at(spectrum: PowerSpectrum, gy: float, gx: float, search_px: float = 
         raise InputError("the picked point lies outside the spectrum")
     rr, cc = rr[inside], cc[inside]
     best = int(np.argmax(mean[rr, cc]))
-    found = _refine(spectrum.half, ratio[0], mean_ext, int(rr[best]), int(cc[best]), n,
+    found = _refine(spectrum.half, ratio, mean_ext, int(rr[best]), int(cc[best]), n,
                     spectrum.step)
     return merge_friedel([found], tol=0.0)[0]
 
