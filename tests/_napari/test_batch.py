@@ -69,6 +69,7 @@ def test_refuses_without_inputs(make_napari_viewer):
 
 
 def test_ome_zarr_prediction_opens_lazily_in_napari(make_napari_viewer, tmp_path):
+    pytest.importorskip("napari_ome_zarr")  # Python 3.11 or later
     import dask.array as da
 
     from napari_cryoli.dataset.zarr import write_ome_zarr

@@ -9,6 +9,8 @@ from napari_cryoli.dataset.zarr import read_ome_zarr, write_ome_zarr, zarr_shape
 from napari_cryoli.errors import FileFormatError
 from napari_cryoli.io import read_mrc, write_mrc
 
+pytest.importorskip("ome_zarr")  # Python 3.11 or later
+
 
 def test_round_trip_from_a_memory_map(tmp_path):
     rng = np.random.default_rng(0)

@@ -75,6 +75,12 @@ def _cmd_batch(args: argparse.Namespace, stop: threading.Event) -> int:
 
     conditions = read_conditions(args.conditions) if args.conditions else None
     items = plan_batch(args.tomograms, condition=args.condition, conditions=conditions)
+    if args.zarr:
+        import importlib.util
+
+        if importlib.util.find_spec("ome_zarr") is None:
+            raise InputError("--zarr needs the ome-zarr package (Python 3.11 or later): "
+                             "pip install ome-zarr")
     if args.extended_threshold_nm <= 0:
         raise InputError("the extended-SEI threshold must be positive")
     config = BatchConfig(model=args.model.absolute(), out_dir=args.out_dir.absolute(),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FileFormatError
+from ..errors import FileFormatError, InputError
 
 #: Chunk of the stored arrays (z, y, x): 16 MiB of uint8, 64 MiB of float32.
 CHUNKS = (64, 256, 256)
@@ -52,9 +52,13 @@ def write_ome_zarr(
     """
     import dask
     import dask.array as da
-    import zarr
-    from ome_zarr.writer import write_image
 
+    try:
+        import zarr
+        from ome_zarr.writer import write_image
+    except ImportError:
+        raise InputError("OME-Zarr output needs the ome-zarr package (Python 3.11 or later): "
+                         "pip install ome-zarr") from None
     path = Path(path)
     if data.ndim != 3:
         raise FileFormatError(f"OME-Zarr output takes a 3D volume, not shape {data.shape}")
