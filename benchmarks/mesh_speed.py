@@ -43,6 +43,24 @@ def peer(labels):
     return n
 
 
+def stage_shares(fn) -> str:
+    """Cumulative time of marching cubes, smoothing and decimation as shares of ``fn``'s."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    t0 = time.perf_counter()
+    profile.runcall(fn)
+    total = time.perf_counter() - t0
+    stats = pstats.Stats(profile).stats
+    out = []
+    for label, name in (("marching cubes", "marching_cubes"), ("Taubin", "filter_taubin"),
+                        ("decimation", "simplify_quadric_decimation")):
+        ct = sum(v[3] for k, v in stats.items() if k[2] == name)
+        out.append(f"{label} {ct:.1f} s ({100 * ct / total:.0f}%)")
+    return ", ".join(out) + f" of {total:.1f} s"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, nargs=3, default=(512, 512, 256), metavar=("X", "Y", "Z"))
@@ -57,6 +75,8 @@ def main() -> None:
     faces = sum(len(m.faces) for m in meshes.meshes)
     print(f"meshes (no colours): {wall:.2f} s wall, {cpu:.2f} s CPU, {faces} faces in "
           f"{len(meshes.meshes)} classes")
+    print("share of the meshing time (cProfile, cumulative):", stage_shares(
+        lambda: run_job(mesh_labels(labels, VOXEL, origin, config))))
     with tempfile.TemporaryDirectory() as tmp:
         _, wall_w, _ = timed(lambda: write_meshes(meshes, Path(tmp) / "m.glb"))
         size = (Path(tmp) / "m.glb").stat().st_size
