@@ -259,10 +259,11 @@ def process_tomogram(item: BatchItem, config: BatchConfig, fingerprint: str) -> 
 
 def _process(item: BatchItem, config: BatchConfig, fingerprint: str) -> int:
     from ..classes import DEFAULT_ONTOLOGY
-    from ..cli import _user_class_notes
+    from ..cli import _nm, _user_class_notes
     from ..io import read_labels, read_mrc
     from ..measure.report import MeasureSettings, measure, write_report
     from ..segment import PredictConfig, PredictOutputs, predict
+    from ..segment.calibration import describe_intensity
 
     out = config.out_dir
     image = read_mrc(item.tomogram)
@@ -274,7 +275,12 @@ def _process(item: BatchItem, config: BatchConfig, fingerprint: str) -> int:
                              origin_nm=image.origin_nm)
     predict_config = PredictConfig(tile=config.tile, tta=config.tta, device=config.device,
                                    uncertainty=False)
-    run_job(predict(image.data, model, predict_config, outputs=outputs))
+    prediction = run_job(predict(image.data, model, predict_config, outputs=outputs,
+                                 voxel_size_nm=image.voxel_size_nm))
+    notes.append(f"intensity: {describe_intensity(prediction.intensity)}")
+    if prediction.resampled_from_nm is not None:
+        notes.append(f"resampled from {_nm(prediction.resampled_from_nm)} nm to the model's "
+                     f"{_nm(model.voxel_size_nm)} nm voxels and back")
     volume = read_labels(item.segmentation(out))
     notes += [*volume.warnings, *_user_class_notes(volume.data)]
     settings = MeasureSettings(extended_threshold_nm=config.extended_threshold_nm)
