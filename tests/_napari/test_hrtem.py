@@ -83,6 +83,23 @@ def test_buttons_start_the_jobs(make_napari_viewer, qtbot, two_phase_tif):
     assert widget.analysis is not None and widget.analysis.identification.phases
 
 
+def test_own_phase_table(make_napari_viewer, wait_job, two_phase_tif, tmp_path):
+    import json
+
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer, two_phase_tif)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert not widget.load_phase_table(str(bad))  # a notification, the default table kept
+    only_li = tmp_path / "li.json"
+    only_li.write_text(json.dumps({"phases": [
+        {"name": "Li", "a_A": 3.51, "label": 2, "families": ["110", "200", "211", "220"]}]}))
+    assert widget.load_phase_table(str(only_li))
+    wait_job(widget.analyse())
+    assert [m.phase for m in widget.analysis.identification.phases] == ["Li"]
+    assert widget.table.item(0, 2).text() == "0.0"  # angle of the first to itself
+
+
 def test_phase_map_and_absf(make_napari_viewer, wait_job, two_phase_tif):
     viewer = make_napari_viewer()
     widget = open_widget(viewer, two_phase_tif)

@@ -197,9 +197,15 @@ class HrtemWidget(QWidget):
                                  "micrograph-space layers (nm)")
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
-        self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["d (Å)", "azimuth (°)", "SNR", "phase", "hkl",
-                                              "candidates"])
+        self.table = QTableWidget(0, 7)
+        self.table.setHorizontalHeaderLabels(["d (Å)", "azimuth (°)", "∠ to 1st (°)", "SNR",
+                                              "phase", "hkl", "candidates"])
+        self.table.setToolTip("Reflections, strongest first; the angle is between each one's "
+                              "lattice planes and the first's (0-90°)")
+        self.table_button = QPushButton("Phase table…")
+        self.table_button.setToolTip("Load your own phase table (JSON, like the shipped "
+                                     "phases.json); default: Li, LiH, Cu, Li2O, LiF, Cu2O")
+        self.phase_table = None  # None: the shipped table
         self.table.setMinimumHeight(140)
 
         self.window_nm = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=100.0, value=5.0)
@@ -234,6 +240,7 @@ class HrtemWidget(QWidget):
         form.addRow("Micrograph", row)
         form.addRow("Pixel size", self.pixel_size)
         form.addRow("Region", self.region_picker)
+        form.addRow("Phases", self.table_button)
         row = QHBoxLayout()
         row.addWidget(self.rings_box)
         row.addWidget(self.rings, 1)
@@ -272,6 +279,7 @@ class HrtemWidget(QWidget):
         self.spectrum_button.clicked.connect(lambda: self.analyse())
         self.picks_button.clicked.connect(self.identify_picks)
         self.view_box.toggled.connect(self.show_spectrum_view)
+        self.table_button.clicked.connect(self._table_dialog)
         self.map_button.clicked.connect(self.start_phase_map)
         self.absf_button.clicked.connect(self.start_absf)
         self.profile_button.clicked.connect(self.measure_line)
@@ -340,11 +348,12 @@ class HrtemWidget(QWidget):
         self._source = layer
 
         picks = [tuple(p) for p in picks]
+        table = self._table()
 
         def job(stop):
             yield Progress(0, 1, "spectrum")
             extra = tuple(refine_picks(power_spectrum(data, px, region), picks)) if picks else ()
-            return analyse(data, px, region, extra=extra), rings
+            return analyse(data, px, region, table, extra=extra), rings
 
         return self._start("HRTEM spectrum", job, self.show_analysis)
 
@@ -393,11 +402,14 @@ class HrtemWidget(QWidget):
         self.show_spectrum_view(True)
 
     def _fill_table(self, ident) -> None:
+        from ..hrtem.reflections import angle_between
+
         self.table.setRowCount(len(ident.reflections))
         for i, (r, assigned) in enumerate(zip(ident.reflections, ident.assigned)):
             cands = ", ".join(f"{c.phase} {''.join(map(str, c.hkl))}"
                               for c in ident.candidates[i][:4])
-            values = (f"{r.d_A:.3f}", f"{r.azimuth_deg:.1f}", f"{r.snr:.1f}",
+            angle = angle_between(r, ident.reflections[0]) if i else 0.0
+            values = (f"{r.d_A:.3f}", f"{r.azimuth_deg:.1f}", f"{angle:.1f}", f"{r.snr:.1f}",
                       assigned[0] if assigned else "", "".join(map(str, assigned[1]))
                       if assigned else "", cands)
             for j, v in enumerate(values):
@@ -427,20 +439,19 @@ class HrtemWidget(QWidget):
             return None
         self._source = layer
         settings = PhaseMapSettings(window_nm=self.window_nm.value())
+        table = self._table()
         return self._start("HRTEM phase map",
-                           lambda stop: phase_map(data, px, None, settings, stop),
+                           lambda stop: phase_map(data, px, table, settings, stop),
                            self.show_phase_map)
 
     def show_phase_map(self, result) -> None:
         from ..hrtem.phasemap import map_ontology
-        from ..hrtem.phases import default_table
-
         if result.stopped:
             show_info("Phase map stopped: nothing added")
             return
         self.phase_map = result
         source = self._source
-        ontology = map_ontology(default_table())
+        ontology = map_ontology(self._table())
         style = L.labels_style(ontology)
         layer = self._replace("labels", f"{source.name} phases", result.labels,
                               scale=tuple(source.scale[-2:]),
@@ -535,6 +546,30 @@ class HrtemWidget(QWidget):
         shown = [layer for layer in self.viewer.layers if layer.visible]
         if shown:
             self.viewer.reset_view(layers=shown)
+
+    def _table(self):
+        from ..hrtem.phases import default_table
+
+        return self.phase_table or default_table()
+
+    def load_phase_table(self, path: str) -> bool:
+        """Use the phase table in ``path`` from now on; a bad file is a notification."""
+        from ..hrtem.phases import load_table
+
+        try:
+            self.phase_table = load_table(path)
+        except CryoliError as e:
+            report_error(e, "Phase table")
+            return False
+        names = ", ".join(p.name for p in self.phase_table.phases)
+        self.table_button.setText(f"{Path(path).name}: {names}")
+        return True
+
+    def _table_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Phase table", "",
+                                              "Phase table (*.json);;All files (*)")
+        if path:
+            self.load_phase_table(path)
 
     def _open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

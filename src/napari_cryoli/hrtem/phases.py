@@ -337,8 +337,8 @@ def identify(
     matches = []
     while len(left) >= 2 and len(matches) < max_phases:
         found = _best_matches(refl, left, table, tol, max_pair_reflections)
-        if not found:
-            break
+        if not found or len(found[0].indices) - found[0].missing < 2:
+            break  # a zone needs two reflections more than the low-order ones it misses
         best = found[0]
         others = tuple(
             m.phase for m in found[1:]
