@@ -516,10 +516,14 @@ class AnnotateWidget(QWidget):
         location, data, kwargs = request
         worker = quiet_worker(save_annotations, location, data, **kwargs,
                               on_error=lambda e: report_error(e, "Autosave"))
-        worker.returned.connect(lambda _: self._saved(location))
+        self._saving_to = location
+        worker.returned.connect(self._on_saved)  # a method: dropped if the panel is closed
         worker.finished.connect(self._save_finished)
         worker.start()
         return worker
+
+    def _on_saved(self, _result: None) -> None:
+        self._saved(self._saving_to)
 
     def _saved(self, location: AutosaveLocation) -> None:
         self.last_saved = time.time()
