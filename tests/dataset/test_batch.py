@@ -182,9 +182,11 @@ def test_worker_killed_mid_batch_loses_nothing(tiny_series, model_path, tmp_path
     for i in complete:
         for path in (i.report(config.out_dir), i.segmentation(config.out_dir)):
             assert after[path.name] == finished[path.name]
+    # A task lost with its worker runs again elsewhere; if the lost worker had finished writing,
+    # the second run finds the outputs and skips.
     for r in result.results:
-        assert r.status in ("done", "failed")
-        if r.status == "done":
+        assert r.status in ("done", "skipped", "failed"), result.results
+        if r.status != "failed":
             assert read_report(r.item.report(config.out_dir))["shape"] == [32, 64, 64]
     with open_client(workers=2) as c:
         rerun = run_job(run_batch(items, config, c))
