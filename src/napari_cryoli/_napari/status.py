@@ -19,7 +19,6 @@ class StatusLabel(QLabel):
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        self._fit()
 
     def setText(self, text: str) -> None:
         super().setText(text)
@@ -29,8 +28,14 @@ class StatusLabel(QLabel):
         super().resizeEvent(event)
         self._fit()
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._fit()
+
     def _fit(self) -> None:
-        width = self.width() if self.width() > 20 else self.sizeHint().width()
+        if not self.isVisible():  # not laid out yet: its width means nothing (showEvent fits)
+            return
+        width = self.width()
         height = self.heightForWidth(width) if self.text() else 0
         if height >= 0 and height != self.minimumHeight():
             self.setMinimumHeight(height)

@@ -273,6 +273,7 @@ class WorkflowWidget(QWidget):
             text = StatusLabel()
             mark.setContentsMargins(0, 3, 0, 0)  # first lines level with the button's text
             text.setContentsMargins(0, 3, 0, 0)
+            text.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
             grid.addWidget(mark, row, 0, Qt.AlignmentFlag.AlignTop)
             grid.addWidget(button, row, 1, Qt.AlignmentFlag.AlignTop)
             grid.addWidget(text, row, 2, Qt.AlignmentFlag.AlignTop)
@@ -482,7 +483,7 @@ class WorkflowWidget(QWidget):
         if not isinstance(window, QMainWindow) or own.isFloating():
             return
         self.body.layout().activate()
-        missing = self.body.minimumSizeHint().height() - self.scroll.viewport().height()
+        missing = self.body.minimumSizeHint().height() + 4 - self.scroll.viewport().height()
         if missing > 0 and self.scroll.viewport().height() > 0:
             window.resizeDocks([own], [own.height() + missing], Qt.Orientation.Vertical)
 
@@ -512,7 +513,7 @@ class WorkflowWidget(QWidget):
         if own is not None:  # the steps keep the height they need; the panel gets the rest
             self.body.layout().activate()
             height = (own.height() - self.scroll.viewport().height()
-                      + self.body.minimumSizeHint().height())
+                      + self.body.minimumSizeHint().height() + 4)
             qt_window.resizeDocks([own], [height], Qt.Orientation.Vertical)
         tidy_tabs(qt_window)
         self._soon()
