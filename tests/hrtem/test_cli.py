@@ -60,6 +60,14 @@ def test_absf_writes_filtered_and_difference(two_phase, tmp_path):
                                np.asarray(raw.data), atol=1e-2)
 
 
+def test_absf_without_pixel_size_notes_it(tmp_path, capsys):
+    out = tmp_path / "f.mrc"
+    assert main(["absf", str(DATA / "stem_image.dm3"), "--out", str(out)]) == 0
+    assert read_mrc(out).voxel_size_nm[-1] == pytest.approx(0.24854, rel=1e-4)
+    assert main(["absf", str(DATA / "test-1.dm4"), "--out", str(out)]) == 0
+    assert "carries no pixel size" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["lattice", "{data}/test-1.dm4", "--out", "{tmp}/r.json"], "carries no pixel size"),
     (["lattice", "{tmp}/none.tif", "--out", "{tmp}/r.json"], "does not exist"),
