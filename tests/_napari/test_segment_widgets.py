@@ -19,13 +19,13 @@ SCALE = (2.0, 2.0, 2.0)
 
 
 def two_phase_volume():
-    """A bright slab (Li) with a dark rim (SEI) in noise, and a few painted strokes."""
+    """A dark slab (Li) with a darker rim (SEI) in lighter vacuum, noise, a few strokes."""
     rng = np.random.default_rng(0)
     z, _y, x = np.mgrid[:24, :48, :48]
     truth = np.full(z.shape, BACKGROUND, np.uint8)
     truth[(np.abs(x - 24) < 12)] = SEI
     truth[(np.abs(x - 24) < 8)] = LI
-    intensity = {BACKGROUND: 0.0, LI: 1.0, SEI: -1.0}
+    intensity = {BACKGROUND: 0.0, LI: -1.0, SEI: -2.0}
     image = np.vectorize(intensity.get)(truth).astype(np.float32)
     image += rng.normal(scale=0.3, size=image.shape).astype(np.float32)
     sparse = np.zeros_like(truth)
@@ -54,8 +54,11 @@ def viewer_and_widgets(make_napari_viewer, tmp_path):
 
 def test_train_predict_copy_finetune(viewer_and_widgets, wait_job, qtbot):
     viewer, train, predict, truth, folder = viewer_and_widgets
+    train.intensity.setCurrentIndex(train.intensity.findData("calibrated"))
     wait_job(train.start())
     assert train.result is not None and not train.result.stopped
+    assert train.result.model.normalisation.to_dict()["kind"] == "calibration"
+    assert "Grey levels: vacuum" in train.status.text()
     assert train._losses and len(model_store(viewer).models) == 1
     assert (folder / "tomo.cryoli-labels.mrc").exists()  # labels autosaved at train start
     assert (folder / "tomo.cryoli-model.pt").exists()  # best model checkpointed
@@ -66,6 +69,8 @@ def test_train_predict_copy_finetune(viewer_and_widgets, wait_job, qtbot):
     assert prediction.data.shape == truth.shape and prediction.data.dtype == np.uint8
     np.testing.assert_allclose(prediction.scale, SCALE)
     assert UNCERTAINTY in viewer.layers
+    assert prediction.metadata["cryoli"]["intensity"]["kind"] == "calibration"
+    assert "Grey levels: vacuum" in predict.status.text()
     accuracy = (prediction.data == truth).mean()
     assert accuracy > 0.6, accuracy  # three classes: chance is about 1/3
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_cryoli.classes import LI, LIH
+from napari_cryoli.classes import LI, LIH, SEI
 from napari_cryoli.errors import InputError
 from napari_cryoli.jobs import run_job
 from napari_cryoli.segment.calibration import Calibration, calibrate, describe_intensity
@@ -76,3 +76,15 @@ def test_calibration_round_trips_and_refuses_a_flat_volume():
     assert "percentiles" in describe_intensity(Normalisation(0.0, 1.0).to_dict())
     with pytest.raises(InputError, match="no contrast"):
         calibrate(np.ones((32, 32, 32), np.float32), 2.0)
+
+
+def test_li_lighter_than_vacuum_is_refused_in_one_sentence():
+    rng = np.random.default_rng(0)
+    image = rng.normal(scale=0.2, size=(24, 48, 48)).astype(np.float32)
+    strokes = np.zeros(image.shape, np.uint8)
+    image[:, :, 16:32] += 1.0  # "Li" brighter than vacuum, its rim darker: not a tomogram
+    image[:, :, 12:16] -= 1.0
+    strokes[4:20, 10:40, 22:26] = LI
+    strokes[4:20, 10:40, 13:15] = SEI
+    with pytest.raises(InputError, match="not denser than vacuum"):
+        calibrate(image, 2.0, strokes)

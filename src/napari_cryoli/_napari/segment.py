@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 from ..annotations import save_annotations
 from ..errors import CryoliError, InputError
 from ..jobs import Progress
+from ..segment.calibration import describe_intensity
 from . import layers as L
 from .annotate import autosave_location_for
 from .figures import FigurePanel
@@ -161,6 +162,14 @@ class TrainWidget(QWidget):
             "strokes). Current model: continue from the newest model, e.g. with corrected labels. "
             "Random weights: learn from the strokes alone."
         )
+        self.intensity = QComboBox()
+        self.intensity.addItem("percentiles of the volume", "percentiles")
+        self.intensity.addItem("calibrated on vacuum and Li", "calibrated")
+        self.intensity.setToolTip(
+            "How grey levels reach the network. Percentiles move with how much of the field is "
+            "metal; the calibration anchors vacuum and Li metal, so a model keeps its Li/LiH line "
+            "on other tomograms (docs/segmentation.md)."
+        )
         self._start_note = ""
         self.train_button = QPushButton("Train")
         self.train_button.setToolTip("Save the labels, then train in the background")
@@ -186,6 +195,7 @@ class TrainWidget(QWidget):
         form.addRow("Time budget", self.minutes)
         form.addRow("Steps", self.max_steps)
         form.addRow("Start from", self.start_from)
+        form.addRow("Grey levels", self.intensity)
         layout.addLayout(form)
         row = QHBoxLayout()
         row.addWidget(self.train_button)
@@ -231,7 +241,7 @@ class TrainWidget(QWidget):
         size = MODEL_SIZES[self.size.currentText()]
         width = {} if size is None else {"base_channels": size[0], "depth": size[1]}
         return TrainConfig(minutes=self.minutes.value(), max_steps=self.max_steps.value() or None,
-                           preview_z=preview_z, **width)
+                           preview_z=preview_z, intensity=self.intensity.currentData(), **width)
 
     def start(self) -> Any:
         """Autosave the labels, then train in a worker; returns the job handle or None."""
@@ -366,6 +376,7 @@ class TrainWidget(QWidget):
             self._start_note,
             f"{what} after {result.summary.get('steps', 0)} steps: '{name}' is ready for Predict.",
             f"best validation Dice {_dice_text(best)}" if best else "",
+            f"Grey levels: {describe_intensity(result.model.normalisation.to_dict())}",
         ])))
 
     def _on_finish(self) -> None:
@@ -513,10 +524,12 @@ class PredictWidget(QWidget):
         warn_if_incompatible(model, image, None)
         config = PredictConfig(tta=self.tta.isChecked(), uncertainty=True)
         data = image.data
+        voxel = L.voxel_size_nm(image)
         self._image, self._model = image, model
         self._model_name = self.model_box.currentText()
         self._job = start_job(self.viewer, "Prediction",
-                              lambda stop: predict(data, model, config, stop=stop),
+                              lambda stop: predict(data, model, config, voxel_size_nm=voxel,
+                                                   stop=stop),
                               on_progress=self._on_progress, on_result=self.show_result,
                               on_finish=self._on_finish, owner=self)
         if self._job is not None:
@@ -551,7 +564,9 @@ class PredictWidget(QWidget):
         layer = self.viewer.add_labels(
             np.asarray(prediction.labels), name=PREDICTION, opacity=0.6,
             metadata={L.KEY: {"predicted_from": image.name, "classes": self._model.ontology.to_dict(),
-                              "path": None, "model": self._model_name}},
+                              "path": None, "model": self._model_name,
+                              "intensity": prediction.intensity,
+                              "resampled_from_nm": prediction.resampled_from_nm}},
             **style, **grid,
         )
         if prediction.uncertainty is not None:
@@ -563,9 +578,12 @@ class PredictWidget(QWidget):
         target = L.annotation_layer(self.viewer.layers, image)
         if target is not None:
             self.target_picker.set_layer(target)
+        resampled = ("" if prediction.resampled_from_nm is None else
+                     f" (resampled to the model's {self._model.voxel_size_nm[0]:.3g} nm voxels)")
         self.status.setText(
-            f"Predicted {prediction.tiles} tiles in {prediction.seconds:.1f} s. Check the "
-            f"'{UNCERTAINTY}' layer for places to correct."
+            f"Predicted {prediction.tiles} tiles in {prediction.seconds:.1f} s{resampled}. Check "
+            f"the '{UNCERTAINTY}' layer for places to correct.\n"
+            f"Grey levels: {describe_intensity(prediction.intensity)}"
         )
 
     def copy_prediction(self) -> None:

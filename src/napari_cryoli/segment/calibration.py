@@ -168,7 +168,12 @@ def calibrate(
         li, source = painted, "strokes"
     elif li is None:  # no dendrite-sized object: a rough scale from the dense tail
         li, source = vacuum + 0.25 * (np.percentile(dense, 99.5) - vacuum), "histogram"
-    li = max(li, vacuum + 1e-6 * (hi - lo))
+    if not li > vacuum + noise:
+        raise InputError(
+            "cannot calibrate: the Li level found is not denser than vacuum (vacuum "
+            f"{sign * vacuum:.4g}, Li {sign * li:.4g}); check the strokes and the contrast, or "
+            "use percentile grey levels"
+        )
     scale = li - vacuum
     check = None if painted is None else round(float((painted - vacuum) / scale), 3)
     return Calibration(float(sign * vacuum), float(sign * li), source,
