@@ -24,7 +24,7 @@ def fields():
 
 def _levels(mapping, ph, tomogram=None):
     tomogram = ph.tomogram if tomogram is None else tomogram
-    inner = lambda c: ndi.binary_erosion(ph.labels == c, iterations=2)  # noqa: E731
+    inner = lambda c: ndi.binary_erosion(ph.labels == c, iterations=2)
     if isinstance(mapping, Calibration):
         return [float(np.mean(mapping.in_li_units(tomogram[inner(c)]))) for c in (LI, LIH)]
     return [float(np.mean(mapping.apply(tomogram[inner(c)]))) for c in (LI, LIH)]

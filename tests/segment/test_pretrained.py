@@ -7,17 +7,17 @@ import pytest
 import torch
 
 from napari_cryoli.classes import DEFAULT_ONTOLOGY
+from napari_cryoli.errors import InputError
 from napari_cryoli.jobs import run_job
 from napari_cryoli.segment import Normalisation, SegmentationModel, TrainConfig, starting_model
 from napari_cryoli.segment.pretrain import (
     BENCHMARK_SEEDS,
     SEED_BASE,
-    VALIDATION_SEED_BASE,
     PretrainConfig,
-    draw_spec,
     pretrain,
     select_checkpoint,
     step_checkpoint,
+    varied_spec,
 )
 from napari_cryoli.segment.pretrained import pretrained_path, with_classes
 
@@ -64,29 +64,31 @@ def test_too_few_shared_classes_means_no_pretrained_model():
     assert with_classes(_model(), ontology) is None
 
 
-def test_phantom_draws_are_valid_and_never_the_benchmarks():
-    seeds = [*range(SEED_BASE, SEED_BASE + 300), *range(VALIDATION_SEED_BASE, VALIDATION_SEED_BASE + 5)]
-    specs = [draw_spec(s) for s in seeds]
+def test_phantom_draws_are_varied_and_never_the_benchmarks():
+    specs = [varied_spec(s, (1.5, 3.0)) for s in range(SEED_BASE, SEED_BASE + 40)]
     sizes = [s.voxel_size_nm for s in specs]
-    assert 1.5 <= min(sizes) and max(sizes) <= 3.0
-    assert {s.aging for s in specs} == {"fresh", "24h", "7d"}
+    assert 1.5 <= min(sizes) and max(sizes) <= 3.0 and max(sizes) - min(sizes) > 1.0
+    assert len({s.axis_angle_deg for s in specs}) > 30 and any(s.inverted for s in specs)
     for seed in BENCHMARK_SEEDS:
-        with pytest.raises(ValueError):
-            draw_spec(seed)
+        with pytest.raises(InputError):
+            varied_spec(seed, (1.5, 3.0))
 
 
 def test_pretraining_runs_and_checkpoints(tmp_path):
     out = tmp_path / "pre.pt"
     config = PretrainConfig(hours=None, max_steps=2, pool_size=1, n_validation=1, eval_every=2,
-                            base_channels=4, depth=2, patch_size=24, batch_size=1, device="cpu")
+                            base_channels=4, depth=2, patch_size=24, batch_size=1, device="cpu",
+                            max_voxels=400_000)
     model = run_job(pretrain(config, checkpoint_path=out))
     assert model.summary["steps"] == 2 and model.summary["validation"]
+    assert model.voxel_size_nm == (2.0, 2.0, 2.0)
+    assert model.normalisation.to_dict()["kind"] == "calibration"
     saved = SegmentationModel.load(out, device="cpu")
     assert saved.summary["steps"] == 2
     assert np.isfinite([p.detach().numpy().sum() for p in saved.network.parameters()]).all()
 
     more = PretrainConfig(hours=None, max_steps=1, pool_size=1, n_validation=1, eval_every=1,
-                          seed=1, device="cpu", init=out)
+                          seed=1, device="cpu", init=out, max_voxels=400_000, workers=1)
     continued = run_job(pretrain(more))
     assert continued.summary["steps"] == 1 and continued.summary["total_steps"] == 3
     assert continued.summary["earlier"]["steps"] == 2

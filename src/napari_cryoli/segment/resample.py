@@ -30,7 +30,7 @@ def working_shape(shape: tuple[int, ...], voxel_size_nm, working_nm) -> tuple[in
     """Shape of the working grid that covers the same field of view."""
     ratio = np.broadcast_to(np.asarray(voxel_size_nm, float), (3,)) / np.broadcast_to(
         np.asarray(working_nm, float), (3,))
-    return tuple(max(1, int(round(n * r))) for n, r in zip(shape, ratio))  # type: ignore[return-value]
+    return tuple(max(1, round(float(n * r))) for n, r in zip(shape, ratio))  # type: ignore[return-value]
 
 
 def to_working_grid(image: np.ndarray, voxel_size_nm, working_nm) -> np.ndarray:
@@ -39,7 +39,6 @@ def to_working_grid(image: np.ndarray, voxel_size_nm, working_nm) -> np.ndarray:
     Integer block means first where the working voxels are at least twice as large (an
     anti-aliasing that also bounds memory), then linear interpolation to the exact size.
     """
-    from scipy import ndimage as ndi
 
     h = np.broadcast_to(np.asarray(voxel_size_nm, float), (3,))
     work = np.broadcast_to(np.asarray(working_nm, float), (3,))
