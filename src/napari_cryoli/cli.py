@@ -41,17 +41,24 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
 
     _check_outputs(args.out)
     resolve_device(args.device)  # a GPU asked for and missing: say so before anything else
-    image = read_mrc(args.tomogram)
-    labels = read_labels(args.labels)
-    if labels.data.shape != image.data.shape:
-        raise InputError(f"{args.labels.name} (shape {labels.data.shape}) does not match "
-                         f"{args.tomogram.name} (shape {image.data.shape})")
-    if not _same_voxel_size(labels, image):
-        raise InputError(
-            f"{args.labels.name} has a voxel size of {_nm(labels.voxel_size_nm)} nm but "
-            f"{args.tomogram.name} has {_nm(image.voxel_size_nm)} nm: paint the labels on the "
-            "tomogram's grid"
-        )
+    if len(args.inputs) % 2:
+        raise InputError("give tomograms and their labels in pairs: TOMOGRAM LABELS "
+                         "[TOMOGRAM LABELS ...]")
+    pairs = []
+    for tomogram, labels_path in zip(args.inputs[::2], args.inputs[1::2]):
+        image = read_mrc(tomogram)
+        labels = read_labels(labels_path)
+        if labels.data.shape != image.data.shape:
+            raise InputError(f"{labels_path.name} (shape {labels.data.shape}) does not match "
+                             f"{tomogram.name} (shape {image.data.shape})")
+        if not _same_voxel_size(labels, image):
+            raise InputError(
+                f"{labels_path.name} has a voxel size of {_nm(labels.voxel_size_nm)} nm but "
+                f"{tomogram.name} has {_nm(image.voxel_size_nm)} nm: paint the labels on the "
+                "tomogram's grid"
+            )
+        pairs.append((image, labels))
+    image, labels = pairs[0]
     init = SegmentationModel.load(args.init, device=args.device) if args.init else None
     ontology = DEFAULT_ONTOLOGY
     for class_id in sorted(count_voxels(labels.data)):  # user classes 6, 7, ... by number
@@ -70,13 +77,17 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
         notes.append(note if init is None else f"{note} (--from-scratch to start without it)")
     if init is not None:
         notes += init.compatibility_warnings(None, image.voxel_size_nm)
+    more = [(im.data, lab.data, im.voxel_size_nm) for im, lab in pairs[1:]]
     job = train(image.data, labels.data, config, ontology=ontology,
-                voxel_size_nm=image.voxel_size_nm, init=init, checkpoint_path=args.out, stop=stop)
+                voxel_size_nm=image.voxel_size_nm, init=init, checkpoint_path=args.out, stop=stop,
+                more=more)
     for note in notes:  # once the inputs passed: a refusal stays one line
         print(f"note: {note}", file=sys.stderr)
     result = drive(job, "train")
     from .segment.calibration import describe_intensity
 
+    if "start_check" in result.summary:
+        print(f"note: {result.summary['start_check']['note']}", file=sys.stderr)
     print(f"intensity: {describe_intensity(result.model.normalisation.to_dict())}",
           file=sys.stderr)
     dice = ", ".join(f"{k} {v:.2f}" for k, v in result.best_val_dice.items()) or "none held out"
@@ -285,9 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
-    p = command("train", _cmd_train, "Train a 3D U-Net on a tomogram and sparse labels.")
-    p.add_argument("tomogram", type=Path, help="tomogram (.mrc/.rec)")
-    p.add_argument("labels", type=Path, help="sparse labels (.mrc, 0 = not annotated)")
+    p = command("train", _cmd_train,
+                "Train a 3D U-Net on one or more tomograms and their sparse labels.")
+    p.add_argument("inputs", type=Path, nargs="+", metavar="TOMOGRAM LABELS",
+                   help="a tomogram (.mrc/.rec) and its sparse labels (.mrc, 0 = not annotated); "
+                   "repeat the pair to train on several tomograms in one run")
     p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
     p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
     start = p.add_mutually_exclusive_group()

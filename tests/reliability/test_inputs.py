@@ -84,6 +84,26 @@ def test_train_refuses_labels_with_another_voxel_size(capsys, good, tmp_path):
     assert entries(out) == []
 
 
+def test_train_takes_several_pairs_and_refuses_an_odd_count(capsys, good, tmp_path):
+    paths = []
+    for i in range(2):
+        image_path, labels_path = tmp_path / f"t{i}.mrc", tmp_path / f"l{i}.mrc"
+        write_mrc(image_path, good.image_values * (1 + i), voxel_size_nm=VOXEL_NM)
+        write_mrc(labels_path, _sparse(good.label_values), voxel_size_nm=VOXEL_NM, labels=True)
+        paths += [image_path, labels_path]
+    out = tmp_path / "out"
+    out.mkdir()
+    outcome = run_cli(capsys, "train", *paths[:3], "--out", out / "model.pt", *TRAIN)
+    assert "in pairs" in error_message(outcome, "train", alone=False)
+    assert entries(out) == []
+    outcome = run_cli(capsys, "train", *paths, "--out", out / "model.pt", "--max-steps", "2",
+                      *TRAIN)
+    assert outcome.status == 0, outcome.lines
+    from napari_cryoli.segment import SegmentationModel
+
+    assert SegmentationModel.load(out / "model.pt", device="cpu").summary["tomograms"] == 2
+
+
 def test_fine_tuning_a_model_on_labels_without_one_of_its_classes(good):
     """A class the model knows but nobody painted this time: training goes on with the rest."""
     from napari_cryoli.segment import TrainConfig, train

@@ -315,6 +315,13 @@ class TrainWidget(QWidget):
         if "start" in p.metrics:
             self._start_note = p.metrics["start"][:1].upper() + p.metrics["start"][1:] + "."
             self.status.setText(self._start_note)
+        if "start_check" in p.metrics:
+            note = p.metrics["start_check"]["note"]
+            self._start_note = "\n".join(filter(None, [self._start_note,
+                                                       note[:1].upper() + note[1:] + "."]))
+            self.status.setText(self._start_note)
+            if p.metrics["start_check"]["wrong"]:
+                show_warning(note[:1].upper() + note[1:] + ".")
         step = getattr(p, "step", None)
         if step is None:
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,8 @@ class TrainConfig:
     The run ends at ``minutes`` or ``max_steps`` (whichever comes first; at least one must be
     set), when validation has not improved for ``patience`` evaluations, or when stopped.
     ``lr`` None is ``LR_FROM_SCRATCH`` or, with a starting model, ``LR_FINE_TUNING``.
+    With ``adapt_wrong_start`` a starting model that labels the strokes poorly (``check_start``)
+    is fine-tuned with a weaker keep term and batch norm adapting.
     ``intensity`` is how grey levels are mapped for the network: "percentiles" of the whole
     volume, or "calibrated" on vacuum and Li (``calibration``; the transfer benchmark compares
     them); a model keeps its mapping and applies it to every tomogram it segments.
@@ -77,6 +80,7 @@ class TrainConfig:
     patience: int | None = 12
     keep_weight: float = 1.0
     freeze_norm: bool = True
+    adapt_wrong_start: bool = True
     jitter: Jitter = WITHIN_TOMOGRAM
     intensity: str = "percentiles"
     preview_z: int | None = None
@@ -133,24 +137,38 @@ def train(
     init: SegmentationModel | None = None,
     checkpoint_path: str | Path | None = None,
     stop: threading.Event | None = None,
+    more: Sequence[tuple[np.ndarray, np.ndarray, tuple[float, ...] | float | None]] = (),
 ) -> Job[TrainResult]:
     """Check the inputs (raising ``InputError`` at once), then return the training job.
 
     With ``init`` the run fine-tunes that model (its classes and architecture win over
-    ``ontology`` and the size settings). The best model is written atomically to
-    ``checkpoint_path`` whenever it improves, and at the end.
+    ``ontology`` and the size settings). ``more`` holds further (image, labels, voxel size)
+    pairs trained on in the same run: each is calibrated (or normalised) on itself and brought
+    to the working voxel size, and batches draw from every pair alike. The best model is written
+    atomically to ``checkpoint_path`` whenever it improves, and at the end.
     """
     if init is not None:
         ontology = init.ontology
-    painted = check_training_inputs(image, labels, ontology)
+    pairs = [(image, labels, voxel_size_nm), *more]
+    painted: dict[int, int] = {}
+    for i, (im, lab, _) in enumerate(pairs):
+        try:
+            for k, n in check_training_inputs(im, lab, ontology, single=len(pairs) == 1).items():
+                painted[k] = painted.get(k, 0) + n
+        except InputError as e:
+            raise InputError(f"tomogram {i + 1}: {e}" if len(pairs) > 1 else str(e)) from None
+    if len(painted) < 2:
+        raise InputError("only one class is painted in all the tomograms: paint at least two")
     return with_cpu_math(_train_steps(
-        image, labels, painted, config, ontology, voxel_size_nm, init,
+        pairs, painted, config, ontology, voxel_size_nm, init,
         None if checkpoint_path is None else Path(checkpoint_path), stop,
     ))
 
 
-def check_training_inputs(image: np.ndarray, labels: np.ndarray, ontology: Ontology) -> dict[int, int]:
-    """Painted voxels per class id, after checking that image and labels can train a model."""
+def check_training_inputs(image: np.ndarray, labels: np.ndarray, ontology: Ontology,
+                          single: bool = True) -> dict[int, int]:
+    """Painted voxels per class id, after checking that image and labels can train a model
+    (alone when ``single``; one of several may hold a single class)."""
     if image.ndim != 3:
         raise InputError(f"training needs a 3D image, not an array of shape {image.shape}")
     if labels.shape != image.shape:
@@ -171,7 +189,7 @@ def check_training_inputs(image: np.ndarray, labels: np.ndarray, ontology: Ontol
     unknown = sorted(set(painted) - set(ontology.ids))
     if unknown:
         raise InputError(f"labels use ids {unknown} that are not classes of the model")
-    if len(painted) < 2:
+    if single and len(painted) < 2:
         (only,) = painted
         raise InputError(
             f"only {ontology.name_of(only)} is painted: paint at least two classes to train"
@@ -229,9 +247,20 @@ def _frozen(network, device: str):
     return net
 
 
+@dataclass(frozen=True, eq=False)
+class _Volume:
+    """One training tomogram on the working grid, its strokes and its grey-level mapping."""
+
+    image: np.ndarray
+    sparse: SparseLabels
+    sampler: PatchSampler
+    norm: Any
+    original_shape: tuple[int, ...]
+    resampled: bool
+
+
 def _train_steps(
-    image: np.ndarray,
-    labels: np.ndarray,
+    pairs: list,
     painted: dict[int, int],
     config: TrainConfig,
     ontology: Ontology,
@@ -247,13 +276,28 @@ def _train_steps(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     working = init.voxel_size_nm if init is not None and init.voxel_size_nm else voxel_size_nm
-    intensity = grey_levels(image, labels, voxel_size_nm or working,
-                            calibrated=config.intensity == "calibrated")
-    original_shape = image.shape
-    resampled = needs_resampling(voxel_size_nm, working)
-    if resampled:
-        image = to_working_grid(image, voxel_size_nm, working)
-        labels = labels_to_working_grid(labels, voxel_size_nm, working)
+    n_classes = len(ontology)
+    lut = np.full(256, IGNORE, np.int64)
+    lut[list(ontology.ids)] = np.arange(n_classes)
+    lut[UNLABELED] = IGNORE
+    multiple = 2 ** ((init.architecture.depth if init is not None else config.depth) - 1)
+    patch = max(multiple, config.patch_size // multiple * multiple)
+    volumes: list[_Volume] = []
+    for image, labels, voxel in pairs:
+        voxel = voxel if voxel is not None else voxel_size_nm
+        norm = grey_levels(image, labels, voxel or working,
+                           calibrated=config.intensity == "calibrated")
+        shape = image.shape
+        resampled = needs_resampling(voxel, working)
+        if resampled:
+            image = to_working_grid(image, voxel, working)
+            labels = labels_to_working_grid(labels, voxel, working)
+        sparse = SparseLabels.from_labels(labels, lut, val_fraction=config.val_fraction,
+                                          block=max(8, patch // 2), rng=rng)
+        volumes.append(_Volume(image, sparse, PatchSampler(sparse, patch), norm, shape, resampled))
+    first = volumes[0]
+    image, sparse, norm, intensity = first.image, first.sparse, first.norm, first.norm
+    original_shape, resampled = first.original_shape, first.resampled
     if init is not None:
         model = SegmentationModel(
             copy.deepcopy(init.network).to(device), ontology=ontology,
@@ -266,29 +310,32 @@ def _train_steps(
             smoothing_sigmas=config.smoothing_sigmas, normalisation=intensity,
             voxel_size_nm=working, patch_size=config.patch_size, device=device,
         )
-    multiple = model.architecture.size_multiple
-    patch = max(multiple, config.patch_size // multiple * multiple)
-    n_classes = len(ontology)
-    lut = np.full(256, IGNORE, np.int64)
-    lut[list(ontology.ids)] = np.arange(n_classes)
-    lut[UNLABELED] = IGNORE
-    sparse = SparseLabels.from_labels(labels, lut, val_fraction=config.val_fraction,
-                                      block=max(8, patch // 2), rng=rng)
-    sampler = PatchSampler(sparse, patch)
-    norm = model.normalisation
-    counts = sparse.counts(n_classes, "train")
+    counts = sum(v.sparse.counts(n_classes, "train") for v in volumes)
     class_weights = torch.tensor(_class_weights(counts), dtype=torch.float32, device=device)
-    val_boxes = sampler.covering_boxes("val", config.max_val_patches, rng)
-    val_set = [(norm.apply(read_box(image, b, patch)),
-                pad_target(sparse.dense(b, _clip_size(b, patch, image.shape), "val"), patch))
-               for b in val_boxes]
+    val_set = []
+    for v in volumes:
+        for b in v.sampler.covering_boxes("val", config.max_val_patches, rng):
+            val_set.append((v.norm.apply(read_box(v.image, b, patch)),
+                            pad_target(v.sparse.dense(b, _clip_size(b, patch, v.image.shape), "val"),
+                                       patch)))
+    held_out = {int(c) for v in volumes for c in v.sparse.channel[v.sparse.is_val]}
 
     fine_tuning = init is not None
-    teacher = _frozen(init.network, device) if fine_tuning and config.keep_weight else None
+    keep_weight, freeze_norm = config.keep_weight, config.freeze_norm
+    start_check: dict[str, Any] = {}
+    if fine_tuning:
+        start_check = check_start(model, image, sparse, norm, patch, ontology, device, rng)
+        if start_check["wrong"] and config.adapt_wrong_start:
+            # Holding a wrong start's predictions would keep it wrong, and its batch-norm
+            # statistics belong to other grey levels.
+            keep_weight *= WRONG_START_KEEP
+            freeze_norm = False
+        yield Progress(0, 1, start_check["note"], {"start_check": start_check})
+    teacher = _frozen(init.network, device) if fine_tuning and keep_weight else None
 
     def train_mode() -> None:
         net.train()
-        if fine_tuning and config.freeze_norm:
+        if fine_tuning and freeze_norm:
             for m in net.modules():
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                     m.eval()
@@ -320,7 +367,7 @@ def _train_steps(
             f = max(f, step / config.max_steps)
         return f
 
-    if init is not None and len(val_set) and len(set(sparse.channel[sparse.is_val])) >= 2:
+    if init is not None and len(val_set) and len(held_out) >= 2:
         # The starting model's score, for comparison. It is not a candidate: the few held-out
         # voxels (a few hundred) preferred it to fine-tuned models that were far better on
         # the whole tomogram (docs/segmentation.md).
@@ -340,12 +387,12 @@ def _train_steps(
             break
         for group in opt.param_groups:
             group["lr"] = _learning_rate(lr, step, frac)
-        x, t = _batch(image, sparse, sampler, norm, patch, config.batch_size, config.jitter, rng)
+        x, t = _batch(volumes, patch, config.batch_size, config.jitter, rng)
         x, t = torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)
         logits = net(x)
         loss = sparse_loss(logits, t, class_weights, config.dice_weight)
         if teacher is not None:
-            loss = loss + config.keep_weight * keep_loss(logits, teacher, x, t)
+            loss = loss + keep_weight * keep_loss(logits, teacher, x, t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -419,10 +466,13 @@ def _train_steps(
         "stopped": stopped,
         "early_stopped": early_stopped,
         "painted_voxels": {ontology.name_of(k): int(v) for k, v in sorted(painted.items())},
-        "validation_voxels": int(sparse.is_val.sum()),
+        "validation_voxels": int(sum(v.sparse.is_val.sum() for v in volumes)),
+        "tomograms": len(volumes),
+        "intensities": [v.norm.to_dict() for v in volumes],
         "device": device,
         "lr": lr,
         "intensity": intensity.to_dict(),
+        **({"start_check": start_check} if start_check else {}),
         "trained_on_voxel_size_nm": None if voxel_size_nm is None
         else [float(v) for v in np.broadcast_to(voxel_size_nm, (3,))],
         "config": {k: v for k, v in asdict(config).items() if k not in ("preview_z",)},
@@ -432,6 +482,31 @@ def _train_steps(
     if checkpoint_path is not None:
         result_model.save(checkpoint_path)
     return TrainResult(result_model, stopped, history, best_dice, summary)
+
+
+#: Below this mean Dice on the painted voxels the starting model is taken to be wrong for the
+#: tomogram: fine-tuning then keeps a tenth of the keep term and lets batch norm adapt.
+WRONG_START_DICE = 0.5
+WRONG_START_KEEP = 0.1
+
+
+def check_start(model: SegmentationModel, image: np.ndarray, sparse: SparseLabels, norm,
+                patch: int, ontology: Ontology, device: str, rng: np.random.Generator,
+                max_boxes: int = 8) -> dict[str, Any]:
+    """How well the starting model labels the user's strokes (mean Dice over painted classes,
+    boxes covering the painted voxels), and whether fine-tuning should treat it as wrong."""
+    boxes = PatchSampler(sparse, patch).covering_boxes("train", max_boxes, rng)
+    scored = [(norm.apply(read_box(image, b, patch)),
+               pad_target(sparse.dense(b, _clip_size(b, patch, image.shape), "train"), patch))
+              for b in boxes]
+    dice = _validate(model.network, scored, ontology, device)
+    mean = float(np.mean(list(dice.values()))) if dice else float("nan")
+    wrong = bool(len(dice) >= 2 and mean < WRONG_START_DICE)
+    note = (f"the starting model scores Dice {mean:.2f} on your strokes"
+            + (": it does not fit this tomogram, so fine-tuning lets go of it (keep term x"
+               f"{WRONG_START_KEEP:g}, batch norm adapting)" if wrong else ""))
+    return {"dice": {k: round(v, 3) for k, v in dice.items()}, "mean": round(mean, 3),
+            "wrong": wrong, "note": note}
 
 
 def grey_levels(image: np.ndarray, labels: np.ndarray | None, voxel_size_nm, calibrated: bool):
@@ -478,12 +553,16 @@ def preview_section(
     return out
 
 
-def _batch(image, sparse, sampler, norm, patch, batch_size, jitter, rng):
+def _batch(volumes, patch, batch_size, jitter, rng):
+    """Patches around painted voxels, each from a tomogram drawn alike among those painted."""
     xs, ts = [], []
+    usable = [v for v in volumes if (~v.sparse.is_val).any()]
     for _ in range(batch_size):
-        start = sampler.box(rng)
-        x = norm.apply(read_box(image, start, patch))
-        t = pad_target(sparse.dense(start, _clip_size(start, patch, image.shape), "train"), patch)
+        v = usable[int(rng.integers(len(usable)))]
+        start = v.sampler.box(rng)
+        x = v.norm.apply(read_box(v.image, start, patch))
+        t = pad_target(v.sparse.dense(start, _clip_size(start, patch, v.image.shape), "train"),
+                       patch)
         x, t = augment(x, t, rng, jitter)
         xs.append(x)
         ts.append(t)
