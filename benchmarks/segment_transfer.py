@@ -163,7 +163,7 @@ def table(results: dict) -> str:
     same = " | ".join(f"{results['variants'][v]['same tomogram']['mean']:.2f} | "
                       f"{results['variants'][v]['same tomogram']['lih_share_error']:+.3f}"
                       for v in variants)
-    lines.append(f"| same tomogram (LiH Dice "
+    lines.append("| same tomogram (LiH Dice "
                  + ", ".join(f"{results['variants'][v]['same tomogram'].get('LiH', float('nan')):.2f}"
                              for v in variants) + f") | {same} |")
     for cell in results["variants"][variants[0]]["cells"]:
