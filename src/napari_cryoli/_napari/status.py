@@ -35,7 +35,6 @@ class StatusLabel(QLabel):
     def _fit(self) -> None:
         if not self.isVisible():  # not laid out yet: its width means nothing (showEvent fits)
             return
-        width = self.width()
-        height = self.heightForWidth(width) if self.text() else 0
-        if height >= 0 and height != self.minimumHeight():
-            self.setMinimumHeight(height)
+        self.setMinimumHeight(0)  # QLabel's heightForWidth never answers below the minimum
+        height = self.heightForWidth(self.width()) if self.text() else 0
+        self.setMinimumHeight(max(height, 0))

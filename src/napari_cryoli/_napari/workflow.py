@@ -84,10 +84,14 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def _voxels(n: int) -> str:
+    return f"{n:,}" if n < 10_000 else f"{n / 1000:.0f}k"
+
+
 def workflow_steps(s: SessionState) -> tuple[Step, ...]:
     """The seven steps for session state ``s``, in order."""
     painted_classes = [name for name, n in s.painted if n > 0]
-    painted = " · ".join(f"{name} {n:,}" for name, n in s.painted if n > 0)
+    painted = " · ".join(f"{name} {_voxels(n)}" for name, n in s.painted if n > 0)
     latest = s.models[-1] if s.models else None
     outdated = s.prediction_by is not None and latest is not None and s.prediction_by not in ("",
                                                                                            latest)
@@ -113,13 +117,12 @@ def workflow_steps(s: SessionState) -> tuple[Step, ...]:
              bool(s.models),
              f"Predict again with '{latest}' (the prediction is from '{s.prediction_by}')."
              if outdated else
-             "Done" + (f" with '{s.prediction_by}'" if s.prediction_by else "")
-             + (f"; {_count(s.regions, 'uncertain region')}" if s.regions is not None else "")
+             "Done" + (f"; {_count(s.regions, 'uncertain region')}" if s.regions is not None else "")
              if s.prediction_by is not None else
              "Press Predict (the whole tomogram, with its uncertainty)."
              if s.models else "Needs a model: train one (or Load… a model file)."),
         Step("correct", "Correct", "Predict", fine_tuned, s.prediction_by is not None,
-             f"Fine-tuned: '{latest}'." if fine_tuned else
+             "Fine-tuned on the corrections." if fine_tuned else
              "Copy it into the labels, fix the uncertain regions, Train again."
              if s.prediction_by is not None else "Needs a prediction.", optional=True),
         Step("measure", "Measure", "Measure", s.measured is not None, s.prediction_by is not None,
@@ -254,6 +257,8 @@ class WorkflowWidget(QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # a fixed width for the texts: a scroll bar coming and going would re-wrap them
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.scroll.setWidget(self.body)
         outer.addWidget(self.scroll, 1)
         layout = QVBoxLayout(self.body)
@@ -261,7 +266,7 @@ class WorkflowWidget(QWidget):
         layout.setSpacing(4)
         grid = QGridLayout()
         grid.setColumnStretch(2, 1)
-        grid.setVerticalSpacing(2)
+        grid.setVerticalSpacing(0)
         for row, step in enumerate(workflow_steps(self.state)):
             mark = QLabel()
             mark.setFixedWidth(18)
@@ -270,6 +275,7 @@ class WorkflowWidget(QWidget):
             button.setMinimumWidth(104)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             button.setAutoRaise(True)
+            button.setStyleSheet("QToolButton { padding: 0px 4px; }")
             text = StatusLabel()
             mark.setContentsMargins(0, 3, 0, 0)  # first lines level with the button's text
             text.setContentsMargins(0, 3, 0, 0)
