@@ -144,3 +144,25 @@ def test_save_and_load_model(viewer_and_widgets, wait_job, qtbot, tmp_path):
     assert name == "m.pt" and predict.model_box.currentText() == "m.pt"
     (tmp_path / "bad.pt").write_bytes(b"not a model")
     assert load_model_into_store(viewer, tmp_path / "bad.pt") is None
+
+
+def test_training_on_two_tomograms_from_open_layers(viewer_and_widgets, wait_job):
+    viewer, train, _predict, _truth, _folder = viewer_and_widgets
+    image, labels = viewer.layers["tomo"], viewer.layers["tomo labels"]
+    other = viewer.add_image(np.ascontiguousarray(image.data[:, :, ::-1]) * 1.5, name="tomo 2",
+                             scale=SCALE)
+    other_labels = viewer.add_labels(np.ascontiguousarray(labels.data[:, :, ::-1]),
+                                     name="tomo 2 labels", scale=SCALE)
+    train.image_picker.set_layer(other)
+    train.labels_picker.set_layer(other_labels)
+    train.add_pair_button.click()
+    train.add_pair_button.click()  # the same pair twice is kept once
+    assert train.pairs.count() == 1 and "tomo 2" in train.pairs.item(0).text()
+    train.image_picker.set_layer(image)
+    train.labels_picker.set_layer(labels)
+    train.max_steps.setValue(3)
+    wait_job(train.start())
+    assert train.result.summary["tomograms"] == 2
+    train.pairs.setCurrentRow(0)
+    train.remove_pair_button.click()
+    assert train.pairs.count() == 0

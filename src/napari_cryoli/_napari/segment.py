@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QListWidget,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -170,6 +171,19 @@ class TrainWidget(QWidget):
             "metal; the calibration anchors vacuum and Li metal, so a model keeps its Li/LiH line "
             "on other tomograms (docs/segmentation.md)."
         )
+        self.pairs = QListWidget()
+        self.pairs.setMaximumHeight(70)
+        self.pairs.setToolTip("Further tomograms trained on in the same run, each with its labels")
+        self._pairs: list[tuple[Image, Labels]] = []
+        self.add_pair_button = QPushButton("Add this pair")
+        self.add_pair_button.setToolTip(
+            "Keep the picked image and labels for this run, then pick another pair: the model "
+            "learns from all of them"
+        )
+        self.add_pair_button.clicked.connect(self.add_pair)
+        self.remove_pair_button = QPushButton("Remove")
+        self.remove_pair_button.setToolTip("Drop the selected pair from the run")
+        self.remove_pair_button.clicked.connect(self.remove_pair)
         self._start_note = ""
         self.train_button = QPushButton("Train")
         self.train_button.setToolTip("Save the labels, then train in the background")
@@ -196,7 +210,12 @@ class TrainWidget(QWidget):
         form.addRow("Steps", self.max_steps)
         form.addRow("Start from", self.start_from)
         form.addRow("Grey levels", self.intensity)
+        form.addRow("Also train on", self.pairs)
         layout.addLayout(form)
+        row = QHBoxLayout()
+        row.addWidget(self.add_pair_button)
+        row.addWidget(self.remove_pair_button)
+        layout.addLayout(row)
         row = QHBoxLayout()
         row.addWidget(self.train_button)
         row.addWidget(self.stop_button)
@@ -235,6 +254,28 @@ class TrainWidget(QWidget):
         self.start_from.addItem("random weights", START_SCRATCH)
         self.start_from.setCurrentIndex(0)
 
+    def add_pair(self) -> None:
+        """Keep the picked (image, labels) for the next run; the pickers are free for another."""
+        image, labels = self.image_picker.layer(), self.labels_picker.layer()
+        if image is None or labels is None:
+            show_info("Pick an image and the labels painted on it, then add the pair")
+            return
+        try:
+            L.check_same_grid(image, labels.data.shape, labels)
+        except CryoliError as e:
+            report_error(e, "Train")
+            return
+        if any(image is a and labels is b for a, b in self._pairs):
+            return
+        self._pairs.append((image, labels))
+        self.pairs.addItem(f"{image.name} + {labels.name}")
+
+    def remove_pair(self) -> None:
+        row = self.pairs.currentRow()
+        if 0 <= row < len(self._pairs):
+            del self._pairs[row]
+            self.pairs.takeItem(row)
+
     def config(self, preview_z: int | None = None):
         from ..segment.training import TrainConfig
 
@@ -270,6 +311,10 @@ class TrainWidget(QWidget):
         checkpoint = location.labels.with_name(location.labels.name.replace("-labels.mrc", "-model.pt"))
         grid = {"voxel_size_nm": voxel, "origin_nm": tuple(float(t) for t in labels.translate)}
         self._preview_grid = (image, preview_z)
+        # The picked pair trains first (its preview is shown); kept pairs other than it follow.
+        more = [(np.asarray(im.data), np.array(lab.data, dtype=np.uint8), L.voxel_size_nm(im))
+                for im, lab in self._pairs if not (im is image and lab is labels)
+                and im in self.viewer.layers and lab in self.viewer.layers]
 
         def job(stop):
             save_annotations(location, label_copy, ontology=ontology, **grid)
@@ -282,7 +327,7 @@ class TrainWidget(QWidget):
                 yield Progress(0, 1000, note, {"start": note})
             return (yield from train(image.data, label_copy, config, ontology=ontology,
                                      voxel_size_nm=voxel, init=start, checkpoint_path=checkpoint,
-                                     stop=stop))
+                                     stop=stop, more=more))
 
         self._reset_plot()
         self._start_note = ""
