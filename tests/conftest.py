@@ -1,4 +1,4 @@
-"""Shared fixtures: the real MRC files in ../shared/data and small synthetic volumes."""
+"""Shared fixtures: the real MRC files in tests/data and small synthetic volumes."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: Real files written by other software, kept in the repository with their licences (README.md).
+SHARED_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The folder of real files written by other software (skip cleanly when absent)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA}")
+    """The folder of real files written by other software."""
     return SHARED_DATA
 
 

@@ -1,4 +1,4 @@
-"""Every MRC file in ../shared/data opens as its README says (shape, dtype, orientation, voxel size)."""
+"""Every MRC file in tests/data opens as its README says (shape, dtype, orientation, voxel size)."""
 
 from __future__ import annotations
 

@@ -60,8 +60,11 @@ COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("where", ["in a missing folder", "a folder"])
-@pytest.mark.parametrize("command", COMMANDS)
+# simulate makes a missing output folder itself: only a file in its way can stop it.
+@pytest.mark.parametrize(("command", "where"), [
+    (c, w) for c in COMMANDS for w in ("in a missing folder", "a folder")
+    if (c, w) != ("simulate", "in a missing folder")
+])
 def test_an_output_that_cannot_be_written_is_refused_before_any_work(
     capsys, good, tmp_path, command, where
 ):
@@ -72,8 +75,6 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_work(
             (out / "phantom").write_text("not a folder")
     else:
         out = tmp_path / "missing" / "out.mrc"
-        if command == "simulate":
-            pytest.skip("simulate makes its output folder")
     outcome = run_cli(capsys, *_commands(good, out)[command])
     message = error_message(outcome, command.split()[0])  # alone: no progress, no work
     assert re.search(BAD_OUTPUT_MESSAGE, message) or "exists and is not a folder" in message
