@@ -378,10 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("demo", _cmd_demo, "Open napari with the sample tomogram and the Workflow panel.")
     p.add_argument("--quit-after", type=float, default=None, help=argparse.SUPPRESS)
-    from .hrtem.cli import add_commands as add_hrtem_commands; add_hrtem_commands(command)  # noqa: E702,I001
-
+    # The micrograph and dataset packages add their own subcommands.
     from .dataset.cli import add_commands as add_dataset_commands
+    from .hrtem.cli import add_commands as add_hrtem_commands
 
+    add_hrtem_commands(command)
     add_dataset_commands(command)
     return parser
 
