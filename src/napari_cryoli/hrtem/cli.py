@@ -25,7 +25,10 @@ def _cmd_lattice(args: argparse.Namespace, stop: threading.Event) -> int:
     from .phasemap import PhaseMapSettings, phase_map
     from .phases import load_table
 
+    from .reflections import D_RANGE_A
+
     _check_outputs(args.out, args.phase_map)
+    args.d_range = args.d_range or D_RANGE_A
     table = load_table(args.phases)
     m = _micrograph(args.image, args.pixel_size)
     analysis = analyse(m.data, m.pixel_size_A, tuple(args.region) if args.region else None, table,
@@ -81,8 +84,6 @@ def _cmd_absf(args: argparse.Namespace, stop: threading.Event) -> int:
 
 def add_commands(command: Callable[[str, Callable, str], argparse.ArgumentParser]) -> None:
     """Add ``lattice`` and ``absf`` to the napari-cryoli parser."""
-    from .reflections import D_RANGE_A
-
     p = command("lattice", _cmd_lattice,
                 "Lattice spacings, reflections and phases (Li, LiH, Cu, ...) of an HRTEM image.")
     p.add_argument("image", type=Path, help="micrograph (.mrc, .tif/.tiff, .dm3/.dm4)")
@@ -93,8 +94,8 @@ def add_commands(command: Callable[[str, Callable, str], argparse.ArgumentParser
                    help="analyse this rectangle only (pixels, end exclusive)")
     p.add_argument("--phases", type=Path, metavar="TABLE.json",
                    help="phase table (default: the shipped Li, LiH, Cu, Li2O, LiF, Cu2O)")
-    p.add_argument("--d-range", type=float, nargs=2, default=D_RANGE_A, metavar=("MIN", "MAX"),
-                   help=f"spacings searched, Å (default {D_RANGE_A[0]} {D_RANGE_A[1]})")
+    p.add_argument("--d-range", type=float, nargs=2, metavar=("MIN", "MAX"),
+                   help="spacings searched, Å (default 1.1 4.0)")
     p.add_argument("--phase-map", type=Path, metavar="MAP.mrc",
                    help="also write the local phase map (8-bit labels)")
     p.add_argument("--window-nm", type=float, default=5.0,
