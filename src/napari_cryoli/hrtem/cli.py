@@ -24,7 +24,6 @@ def _cmd_lattice(args: argparse.Namespace, stop: threading.Event) -> int:
     from .lattice import analyse, report, write_report
     from .phasemap import PhaseMapSettings, phase_map
     from .phases import load_table
-
     from .reflections import D_RANGE_A
 
     _check_outputs(args.out, args.phase_map)

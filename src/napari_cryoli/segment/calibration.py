@@ -168,7 +168,7 @@ def calibrate(
         li, source = painted, "strokes"
     elif li is None:  # no dendrite-sized object: a rough scale from the dense tail
         li, source = vacuum + 0.25 * (np.percentile(dense, 99.5) - vacuum), "histogram"
-    if not li > vacuum + noise:
+    if not li > vacuum:
         raise InputError(
             "cannot calibrate: the Li level found is not denser than vacuum (vacuum "
             f"{sign * vacuum:.4g}, Li {sign * li:.4g}); check the strokes and the contrast, or "
