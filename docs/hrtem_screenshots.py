@@ -9,30 +9,16 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import tifffile
-from qtpy.QtWidgets import QApplication
+
+sys.path.insert(0, str(Path(__file__).parent))
+from screenshots import settle, wait_for
 
 OUT = Path(__file__).parent / "images"
 SIZE = (1500, 950)
-
-
-def settle(seconds: float = 0.5) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
-
-
-def wait_for(handle) -> None:
-    finished = []
-    handle.worker.finished.connect(lambda: finished.append(True))
-    while not finished:
-        settle(0.2)
-    settle(0.5)
 
 
 def main() -> int:

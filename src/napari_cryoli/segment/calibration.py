@@ -212,20 +212,20 @@ def _stroke_levels(image, labels, smooth, factors) -> dict[int, tuple[float, int
     if labels.shape != image.shape:
         raise InputError(f"the labels (shape {labels.shape}) do not match the image "
                          f"(shape {image.shape})")
-    out: dict[int, tuple[float, int]] = {}
     f = np.asarray(factors)
     limit = np.asarray(smooth.shape) - 1
-    for cls in (LI, LIH, SEI):
-        coords = []
-        for z in range(labels.shape[0]):
-            yx = np.nonzero(np.asarray(labels[z]) == cls)
+    coords: dict[int, list[np.ndarray]] = {LI: [], LIH: [], SEI: []}
+    for z in range(labels.shape[0]):  # one pass, a section at a time
+        section = np.asarray(labels[z])
+        for cls, found in coords.items():
+            yx = np.nonzero(section == cls)
             if yx[0].size:
-                coords.append(np.column_stack([np.full(yx[0].size, z), *yx]))
-        if not coords:
-            continue
-        c = np.minimum(np.concatenate(coords) // f, limit)
-        values = smooth[tuple(c.T)]
-        out[cls] = (float(np.median(values)), len(values))
+                found.append(np.column_stack([np.full(yx[0].size, z), *yx]))
+    out: dict[int, tuple[float, int]] = {}
+    for cls, found in coords.items():
+        if found:
+            values = smooth[tuple((np.minimum(np.concatenate(found) // f, limit)).T)]
+            out[cls] = (float(np.median(values)), len(values))
     return out
 
 
