@@ -121,15 +121,11 @@ class _Sample:
 def _prepare(phantom: Phantom, lut: np.ndarray, intensity: str = "percentiles",
              working_nm: float | None = None) -> _Sample:
     """Grey levels mapped as fine-tuning maps them, on the working grid when there is one."""
-    from .calibration import calibrate
     from .resample import needs_resampling, to_working_grid
-    from .training import labels_to_working_grid
+    from .training import grey_levels, labels_to_working_grid
 
     h = phantom.voxel_size_nm
-    if intensity == "calibrated":
-        norm = calibrate(phantom.tomogram, h)
-    else:
-        norm = Normalisation.of(phantom.tomogram)
+    norm = grey_levels(phantom.tomogram, None, h, calibrated=intensity == "calibrated")
     image, labels = phantom.tomogram, phantom.labels
     if needs_resampling(h, working_nm):
         image = to_working_grid(image, h, working_nm)
