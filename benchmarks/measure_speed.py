@@ -248,7 +248,7 @@ def main() -> None:
     print(
         f"napari-cryoli, median of {len(walls)}: {ours:.2f} s wall, {cpu:.2f} s CPU; "
         f"{len(report.dendrites)} dendrites, "
-        f"{len(report.cu_particles)} Cu particles, {sei['n_points']} thickness points, "
+        f"{len(report.cu_particles)} Cu particles, {sei.n_points} thickness points, "
         f"thickness bias {bias:+.3f} nm"
     )
     if args.no_peer:

@@ -129,7 +129,7 @@ def _measure(labels: np.ndarray, voxel_size_nm) -> dict:
 
     report = run_job(measure(labels, voxel_size_nm))
     return {"lih_volume_fraction": report.lih_volume_fraction,
-            "sei_median_nm": report.sei_thickness_nm.get("median")}
+            "sei_median_nm": report.sei_thickness_nm.median}
 
 
 def scores(pred: np.ndarray, truth: np.ndarray) -> dict:

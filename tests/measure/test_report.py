@@ -14,8 +14,10 @@ from napari_cryoli.errors import FileFormatError, InputError
 from napari_cryoli.jobs import Progress, run_job
 from napari_cryoli.measure.report import (
     CSV_COLUMNS,
+    ByMetal,
     MeasureSettings,
     Report,
+    load_report,
     measure,
     read_report,
     summarize,
@@ -65,28 +67,28 @@ def test_report_recovers_the_design(body, report):
     assert report.volumes_nm3["LiH"] == pytest.approx(counts[LIH] * voxel)
     assert report.lih_volume_fraction == pytest.approx(counts[LIH] / (counts[LI] + counts[LIH]))
     sei = report.sei_thickness_nm
-    assert sei["on_Li"]["mean"] == pytest.approx(6.0, abs=0.25)
-    assert sei["on_LiH"]["mean"] == pytest.approx(14.0, abs=0.25)
-    assert sei["trusted"]["on_LiH"]["median"] == pytest.approx(14.0, abs=0.25)
-    assert sei["extended_share"] == {"Li": 0.0, "LiH": 0.0}  # both under 20 nm
+    assert sei.on_li.mean == pytest.approx(6.0, abs=0.25)
+    assert sei.on_lih.mean == pytest.approx(14.0, abs=0.25)
+    assert sei.trusted.on_lih.median == pytest.approx(14.0, abs=0.25)
+    assert sei.extended_share == ByMetal(li=0.0, lih=0.0)  # both under 20 nm
     (p,) = report.cu_particles
-    assert p["equivalent_diameter_nm"] == pytest.approx(10.0, rel=0.05)
-    assert np.allclose(p["centroid_nm"], CU_CENTRE, atol=0.2)
-    assert p["distance_to_lih_nm"] == pytest.approx(7.0, abs=1.0)
-    assert p["dendrite"] == 1
+    assert p.equivalent_diameter_nm == pytest.approx(10.0, rel=0.05)
+    assert np.allclose(p.centroid_nm, CU_CENTRE, atol=0.2)
+    assert p.distance_to_lih_nm == pytest.approx(7.0, abs=1.0)
+    assert p.dendrite == 1
     (d,) = report.dendrites
-    assert d["volume_nm3"] == pytest.approx((counts[LI] + counts[LIH] + counts[CU]) * voxel)
-    assert d["n_cu_particles"] == 1
-    assert d["sei_thickness_nm"]["on_Li"]["median"] == pytest.approx(6.0, abs=0.25)
+    assert d.volume_nm3 == pytest.approx((counts[LI] + counts[LIH] + counts[CU]) * voxel)
+    assert d.n_cu_particles == 1
+    assert d.sei_thickness_nm.on_li.median == pytest.approx(6.0, abs=0.25)
 
 
 def test_extended_threshold_splits_the_surface(body):
     rep = run_job(measure(body, VOXEL, MeasureSettings(extended_threshold_nm=10.0)))
-    share = rep.sei_thickness_nm["extended_share"]
-    assert share["Li"] == 0.0
-    assert share["LiH"] == pytest.approx(1.0, abs=0.01)
-    assert rep.sei_thickness_nm["extended"]["on_LiH"]["median"] == pytest.approx(14.0, abs=0.25)
-    assert rep.sei_thickness_nm["compact"]["on_LiH"]["n_points"] < 20
+    share = rep.sei_thickness_nm.extended_share
+    assert share.li == 0.0
+    assert share.lih == pytest.approx(1.0, abs=0.01)
+    assert rep.sei_thickness_nm.extended.on_lih.median == pytest.approx(14.0, abs=0.25)
+    assert rep.sei_thickness_nm.compact.on_lih.n_points < 20
 
 
 def test_job_yields_progress_and_stops():
@@ -118,9 +120,9 @@ def test_volumes_without_metal_give_zeros_and_notes(fill):
 def test_metal_without_sei_or_cu():
     labels = shapes.sphere((40, 40, 40), (1, 1, 1), 12.0, 0.0)
     rep = run_job(measure(labels, 1.0))
-    assert rep.sei_thickness_nm["n_points"] == 0
-    assert rep.sei_thickness_nm["covered_share"]["Li"] == 0.0
-    assert rep.sei_thickness_nm["surface_area_nm2"]["Li"] > 0
+    assert rep.sei_thickness_nm.n_points == 0
+    assert rep.sei_thickness_nm.covered_share.li == 0.0
+    assert rep.sei_thickness_nm.surface_area_nm2.li > 0
     assert rep.cu_particles == ()
     assert len(rep.dendrites) == 1
     assert any("no SEI" in n for n in rep.notes) and any("no Cu" in n for n in rep.notes)
@@ -141,10 +143,8 @@ def test_write_and_read_back(report, tmp_path):
     out, table = tmp_path / "r.json", tmp_path / "t.csv"
     write_report(report, out, table)
     back = read_report(out)
-    assert (
-        back["sei_thickness_nm"]["on_LiH"]["n_points"]
-        == report.sei_thickness_nm["on_LiH"]["n_points"]
-    )
+    assert back["sei_thickness_nm"]["on_LiH"]["n_points"] == report.sei_thickness_nm.on_lih.n_points
+    assert load_report(out).to_dict() == report.to_dict()
     rows = list(csv.DictReader(table.open()))
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == 1
     assert float(rows[0]["lih_volume_fraction"]) == pytest.approx(report.lih_volume_fraction)
@@ -164,8 +164,8 @@ def test_read_report_errors(tmp_path):
 
 def test_summaries_are_area_weighted():
     s = summarize(np.array([1.0, 3.0, np.nan]), np.array([3.0, 1.0, 5.0]))
-    assert s["mean"] == pytest.approx(1.5) and s["n_points"] == 2
-    assert summarize(np.array([]))["median"] is None
+    assert s.mean == pytest.approx(1.5) and s.n_points == 2
+    assert summarize(np.array([])).median is None
 
 
 def test_specks_are_counted_but_not_listed():

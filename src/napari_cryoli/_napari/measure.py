@@ -29,7 +29,7 @@ from ..errors import CryoliError
 from ..jobs import Progress
 from ..measure.overlays import MeasuredOverlays, measure_with_overlays
 from ..measure.plots import compare_conditions, lih_fraction_per_dendrite, thickness_histograms
-from ..measure.report import MeasureSettings, read_report, write_report
+from ..measure.report import MeasureSettings, Report, read_report, write_report
 from . import layers as L
 from .figures import FigurePanel
 from .pickers import LayerPicker
@@ -188,9 +188,8 @@ class MeasureWidget(QWidget):
         source = self._source
         grid = {"scale": source.scale, "translate": source.translate} if source else {}
         self._replace_layers(result, grid)
-        data = report.to_dict()
-        self.summary.setText(_summary_text(data))
-        self._fill_table(data)
+        self.summary.setText(_summary_text(report))
+        self._fill_table(report)
         self.histogram_panel.show_figure(thickness_histograms(report))
         self.fraction_panel.show_figure(lih_fraction_per_dendrite(report))
         for button in (self.export_json_button, self.export_csv_button, self.export_mesh_button):
@@ -220,27 +219,26 @@ class MeasureWidget(QWidget):
             )
             surface.visible = self.viewer.dims.ndisplay == 3
 
-    def _rows(self, data: dict) -> list[dict]:
+    def _rows(self, report: Report) -> list[dict]:
         rows = []
-        for d in data.get("dendrites", []):
-            sei = d.get("sei_thickness_nm", {})
+        for d in report.dendrites:
+            sei = d.sei_thickness_nm
             rows.append({
-                "object": "dendrite", "id": d["id"], "volume": d.get("volume_nm3"),
-                "lih": d.get("lih_volume_fraction"), "diameter": d.get("diameter_nm"),
-                "on_li": sei.get("on_Li", {}).get("median"),
-                "on_lih": sei.get("on_LiH", {}).get("median"),
-                "centroid_nm": d.get("centroid_nm"),
+                "object": "dendrite", "id": d.id, "volume": d.volume_nm3,
+                "lih": d.lih_volume_fraction, "diameter": d.diameter_nm,
+                "on_li": sei.on_li.median, "on_lih": sei.on_lih.median,
+                "centroid_nm": d.centroid_nm,
             })
-        for i, p in enumerate(data.get("cu_particles", []), start=1):
+        for p in report.cu_particles:
             rows.append({
-                "object": "Cu particle", "id": p.get("id", i), "volume": p.get("volume_nm3"),
-                "lih": None, "diameter": p.get("equivalent_diameter_nm"), "on_li": None,
-                "on_lih": None, "centroid_nm": p.get("centroid_nm"),
+                "object": "Cu particle", "id": p.id, "volume": p.volume_nm3,
+                "lih": None, "diameter": p.equivalent_diameter_nm, "on_li": None,
+                "on_lih": None, "centroid_nm": p.centroid_nm,
             })
         return rows
 
-    def _fill_table(self, data: dict) -> None:
-        self._table_rows = self._rows(data)
+    def _fill_table(self, report: Report) -> None:
+        self._table_rows = self._rows(report)
         self.table.setRowCount(len(self._table_rows))
         keys = ("object", "id", "volume", "lih", "diameter", "on_li", "on_lih")
         for r, row in enumerate(self._table_rows):
@@ -284,15 +282,15 @@ class MeasureWidget(QWidget):
         """Write the report JSON and/or the dendrite CSV (atomic)."""
         if self.result is None:
             return
-        data = self.result.report.to_dict()
+        report = self.result.report
         if json_path is not None:
-            write_report(data, json_path)
+            write_report(report, json_path)
             self.exported.append(Path(json_path))
         if csv_path is not None:
             from ..io.atomic import atomic_write_bytes
             from ..measure.report import dendrite_table
 
-            atomic_write_bytes(csv_path, dendrite_table(data).encode())
+            atomic_write_bytes(csv_path, dendrite_table(report).encode())
             self.exported.append(Path(csv_path))
 
     def _export(self, kind: str) -> None:
@@ -373,14 +371,14 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _summary_text(data: dict) -> str:
-    sei = data.get("sei_thickness_nm", {})
-    frac = data.get("lih_volume_fraction")
+def _summary_text(report: Report) -> str:
+    sei = report.sei_thickness_nm
+    frac = report.lih_volume_fraction
     parts = [
-        (f"{_count(len(data.get('dendrites', [])), 'dendrite')}, "
-        f"{_count(len(data.get('cu_particles', [])), 'Cu particle')}; LiH fraction {_fmt(frac, 'lih')}"),
-        (f"SEI median {_fmt(sei.get('median'), 'x')} nm (on Li {_fmt(sei.get('on_Li', {}).get('median'), 'x')},"
-        f" on LiH {_fmt(sei.get('on_LiH', {}).get('median'), 'x')})"),
+        (f"{_count(len(report.dendrites), 'dendrite')}, "
+        f"{_count(len(report.cu_particles), 'Cu particle')}; LiH fraction {_fmt(frac, 'lih')}"),
+        (f"SEI median {_fmt(sei.median, 'x')} nm (on Li {_fmt(sei.on_li.median, 'x')},"
+        f" on LiH {_fmt(sei.on_lih.median, 'x')})"),
     ]
-    parts += data.get("notes", [])
+    parts += report.notes
     return "\n".join(parts)

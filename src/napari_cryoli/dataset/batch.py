@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -290,10 +290,9 @@ def _process(item: BatchItem, config: BatchConfig, fingerprint: str) -> int:
 
         write_ome_zarr(item.zarr(out), volume.data, voxel_size_nm=volume.voxel_size_nm,
                        origin_nm=volume.origin_nm, labels=True)
-    data = report.to_dict()
-    data["notes"] = [*dict.fromkeys([*notes, *data["notes"]])]
-    data["batch"] = provenance(item, config, fingerprint)
-    write_report(data, item.report(out))
+    report = replace(report, notes=tuple(dict.fromkeys([*notes, *report.notes])))
+    write_report({**report.to_dict(), "batch": provenance(item, config, fingerprint)},
+                 item.report(out))
     return len(report.dendrites)
 
 

@@ -1,8 +1,10 @@
 """The measurement report: one job from a label volume to every number the study needs.
 
-``measure`` is a job (a generator yielding ``Progress``) that returns a :class:`Report`;
-``Report.to_dict`` gives the JSON of the architecture doc (``REPORT.json``), ``write_report``
-writes it (and the per-dendrite table as CSV) atomically, ``read_report`` reads it back.
+``measure`` is a job (a generator yielding ``Progress``) that returns a :class:`Report` made of
+typed frozen records (:class:`SeiStatistics`, :class:`DendriteRow`, :class:`Particle`).
+``Report.to_dict`` turns it into the JSON of docs/architecture.md (``REPORT.json``) and
+``Report.from_dict`` back; ``write_report`` writes it (and the per-dendrite table as CSV)
+atomically, ``read_report`` reads the JSON back as a dict, ``load_report`` as a :class:`Report`.
 Thickness statistics are area-weighted: each surface point counts by the metal area it stands for,
 so a face seen edge-on by the voxel grid weighs the same as one seen face-on.
 """
@@ -15,9 +17,12 @@ import json
 import math
 import os
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -25,7 +30,7 @@ from ..classes import CU, LI, LIH, PHASE_NAMES, PHASES
 from ..errors import FileFormatError, InputError
 from ..jobs import Job, Progress, stop_requested
 from . import dendrites as dendrites_mod
-from .particles import cu_particles
+from .particles import Particle, cu_particles
 from .phases import check_labels, check_voxel_size, phase_volumes_nm3, scan_labels
 from .sei import SurfaceThickness, surface_job
 
@@ -76,8 +81,8 @@ class MeasureSettings:
     min_dendrite_volume_nm3: float = 1000.0
     #: Cu pieces smaller than this (nm³) are specks, not particles (a sphere of 5 nm diameter).
     min_particle_volume_nm3: float = 65.0
-    #: Width (nm) of the bins of the stored thickness histograms.
-    histogram_bin_nm: float = 1.0
+    #: Width (nm) of the bins of the stored thickness histograms (not written in the report).
+    histogram_bin_nm: float = field(default=1.0, metadata={"json": None})
 
     def __post_init__(self) -> None:
         for name in ("extended_threshold_nm", "max_thickness_nm", "histogram_bin_nm"):
@@ -97,6 +102,104 @@ class MeasureSettings:
             raise InputError("the smallest Cu particle volume cannot be negative")
 
 
+# --- records -----------------------------------------------------------------------------------
+# Field names follow the JSON keys; ``metadata={"json": KEY}`` names a key spelled otherwise
+# ("on_Li" is the field ``on_li``) and ``{"json": None}`` keeps a field out of the JSON.
+
+
+@dataclass(frozen=True)
+class ThicknessStats:
+    """Area-weighted SEI thickness (nm) over some surface points; None where there is no point."""
+
+    median: float | None
+    mean: float | None
+    p5: float | None
+    p25: float | None
+    p75: float | None
+    p95: float | None
+    n_points: int
+
+
+@dataclass(frozen=True)
+class PhaseThickness(ThicknessStats):
+    """Statistics over some surface points, then over those on Li and those on LiH."""
+
+    on_li: ThicknessStats = field(metadata={"json": "on_Li"})
+    on_lih: ThicknessStats = field(metadata={"json": "on_LiH"})
+
+
+@dataclass(frozen=True)
+class TrustedThickness(PhaseThickness):
+    """Statistics over the points whose normal is within ``max_normal_tilt_deg`` of the x-y
+    plane (the missing wedge blurs faces seen along the beam)."""
+
+    _json_first: ClassVar[tuple[str, ...]] = ("max_normal_tilt_deg",)
+    max_normal_tilt_deg: float
+
+
+@dataclass(frozen=True)
+class ByMetal:
+    """One number for the surface of Li and one for the surface of LiH (None: no such surface)."""
+
+    li: float | None = field(metadata={"json": "Li"})
+    lih: float | None = field(metadata={"json": "LiH"})
+
+
+@dataclass(frozen=True)
+class ThicknessHistogram:
+    """Area (nm²) of the measured surface per thickness bin, on Li and on LiH."""
+
+    bin_edges_nm: tuple[float, ...]
+    on_li_area_nm2: tuple[float, ...] = field(metadata={"json": "on_Li_area_nm2"})
+    on_lih_area_nm2: tuple[float, ...] = field(metadata={"json": "on_LiH_area_nm2"})
+
+
+@dataclass(frozen=True)
+class SeiStatistics(PhaseThickness):
+    """The report's SEI thickness section: all measured points, trusted normals, compact and
+    extended SEI, surface areas and shares per metal, normal tilts and the histogram."""
+
+    trusted: TrustedThickness
+    extended_threshold_nm: float
+    compact: PhaseThickness
+    extended: PhaseThickness
+    surface_area_nm2: ByMetal
+    covered_share: ByMetal
+    extended_share: ByMetal
+    trusted_extended_share: ByMetal
+    n_unresolved: int  # points covered by SEI whose ray found no end (thicker than the limit)
+    normal_tilt_deg: ThicknessStats  # the same statistics of the normals' tilt (degrees)
+    histogram: ThicknessHistogram
+
+
+@dataclass(frozen=True)
+class DendriteSei(PhaseThickness):
+    """SEI thickness on one dendrite's own surface."""
+
+    trusted: PhaseThickness
+    extended_share: ByMetal
+
+
+@dataclass(frozen=True)
+class DendriteRow:
+    """One dendrite: volumes, LiH fraction, shape (nm), where it is, its SEI and Cu particles."""
+
+    id: int
+    volume_nm3: float
+    li_volume_nm3: float
+    lih_volume_nm3: float
+    cu_volume_nm3: float
+    lih_volume_fraction: float | None
+    length_nm: float
+    diameter_nm: float
+    width_xy_nm: float
+    width_z_nm: float
+    centroid_nm: tuple[float, float, float]  # (z, y, x)
+    touches_border: bool
+    sei_thickness_nm: DendriteSei
+    n_cu_particles: int
+
+
 @dataclass(frozen=True)
 class Report:
     """Everything measured on one segmentation (numbers in nm, nm², nm³)."""
@@ -106,9 +209,9 @@ class Report:
     settings: MeasureSettings
     volumes_nm3: dict[str, float]
     lih_volume_fraction: float | None
-    sei_thickness_nm: dict
-    dendrites: tuple[dict, ...]
-    cu_particles: tuple[dict, ...]
+    sei_thickness_nm: SeiStatistics
+    dendrites: tuple[DendriteRow, ...]
+    cu_particles: tuple[Particle, ...]
     notes: tuple[str, ...] = ()
     stopped: bool = False
     #: Per-point SEI thickness (for overlays); not part of the JSON.
@@ -126,32 +229,107 @@ class Report:
         ids[self.dendrite_box] = self.dendrite_crop
         return ids
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON-able report: the architecture keys and more (NaN becomes null)."""
-        s = self.settings
-        return _jsonable(
-            {
-                "report_version": REPORT_VERSION,
-                "voxel_size_nm": list(self.voxel_size_nm),
-                "shape": list(self.shape),
-                "settings": {
-                    "extended_threshold_nm": s.extended_threshold_nm,
-                    "trusted_max_normal_tilt_deg": s.trusted_max_normal_tilt_deg,
-                    "max_thickness_nm": s.max_thickness_nm,
-                    "min_dendrite_volume_nm3": s.min_dendrite_volume_nm3,
-                    "min_particle_volume_nm3": s.min_particle_volume_nm3,
-                },
-                "volumes_nm3": self.volumes_nm3,
-                "lih_volume_fraction": self.lih_volume_fraction,
-                "sei_thickness_nm": self.sei_thickness_nm,
-                "n_cu_particles": len(self.cu_particles),
-                "cu_particles": list(self.cu_particles),
-                "n_dendrites": len(self.dendrites),
-                "dendrites": list(self.dendrites),
-                "notes": list(self.notes),
-                "stopped": self.stopped,
-            }
-        )
+        return {
+            "report_version": REPORT_VERSION,
+            "voxel_size_nm": to_json(self.voxel_size_nm),
+            "shape": to_json(self.shape),
+            "settings": to_json(self.settings),
+            "volumes_nm3": to_json(self.volumes_nm3),
+            "lih_volume_fraction": to_json(self.lih_volume_fraction),
+            "sei_thickness_nm": to_json(self.sei_thickness_nm),
+            "n_cu_particles": len(self.cu_particles),
+            "cu_particles": to_json(self.cu_particles),
+            "n_dendrites": len(self.dendrites),
+            "dendrites": to_json(self.dendrites),
+            "notes": list(self.notes),
+            "stopped": self.stopped,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """The report of a JSON dict written by :meth:`to_dict` (keys it does not know, such as
+        a batch's provenance, are left aside); ``FileFormatError`` if a key is missing."""
+        try:
+            settings = from_json(MeasureSettings, data["settings"])
+            return cls(
+                voxel_size_nm=from_json(tuple[float, float, float], data["voxel_size_nm"]),
+                shape=from_json(tuple[int, int, int], data["shape"]),
+                settings=settings,
+                volumes_nm3=from_json(dict[str, float], data["volumes_nm3"]),
+                lih_volume_fraction=from_json(float | None, data["lih_volume_fraction"]),
+                sei_thickness_nm=from_json(SeiStatistics, data["sei_thickness_nm"]),
+                dendrites=from_json(tuple[DendriteRow, ...], data["dendrites"]),
+                cu_particles=from_json(tuple[Particle, ...], data["cu_particles"]),
+                notes=tuple(data.get("notes", ())),
+                stopped=bool(data.get("stopped", False)),
+            )
+        except (KeyError, TypeError, ValueError, InputError) as e:
+            raise FileFormatError(f"not a napari-cryoli measurement report ({e!r})") from None
+
+
+# --- JSON at the edge ---------------------------------------------------------------------------
+
+
+def to_json(obj: Any) -> Any:
+    """Plain JSON types of a record (its fields under their JSON keys, in order), tuple, dict or
+    number: NaN and infinities become null, numpy scalars become Python numbers."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        first = getattr(obj, "_json_first", ())
+        named = [(f.metadata.get("json", f.name), f.name) for f in fields(obj)]
+        named = [(k, n) for k, n in named if k is not None]
+        named.sort(key=lambda kn: kn[1] not in first)  # stable: the rest keep their order
+        return {k: to_json(getattr(obj, n)) for k, n in named}
+    if isinstance(obj, Mapping):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj
+
+
+_T = TypeVar("_T")
+
+
+def from_json(kind: type[_T] | Any, value: Any) -> _T:
+    """The value of type ``kind`` (a record, tuple, dict, optional or number type) that
+    :func:`to_json` turned into ``value`` (a null float reads as NaN)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None  # type: ignore[return-value]
+        (inner,) = [a for a in args if a is not type(None)]
+        return from_json(inner, value)
+    if is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        given = {}
+        for f in fields(kind):
+            key = f.metadata.get("json", f.name)
+            if key is not None and f.init:
+                given[f.name] = from_json(hints[f.name], value[key])
+        return kind(**given)  # type: ignore[return-value]
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_json(args[0], v) for v in value)  # type: ignore[return-value]
+        if len(args) != len(value):
+            raise ValueError(f"expected {len(args)} values, got {len(value)}")
+        return tuple(from_json(a, v) for a, v in zip(args, value))  # type: ignore[return-value]
+    if origin is dict:
+        return {str(k): from_json(args[1], v) for k, v in value.items()}  # type: ignore[return-value]
+    if kind is float:
+        return math.nan if value is None else float(value)  # type: ignore[return-value]
+    if kind in (int, bool, str):
+        if not isinstance(value, kind):
+            raise TypeError(f"expected {kind.__name__}, got {value!r}")
+        return value
+    raise TypeError(f"no JSON reading for {kind!r}")
 
 
 def measure(
@@ -276,8 +454,10 @@ def measure(
             f"{cu_specks} Cu pieces under {settings.min_particle_volume_nm3:g} nm³ are specks: "
             "counted in the Cu volume, not reported as particles"
         )
-    for row in dendrite_rows:
-        row["n_cu_particles"] = sum(1 for p in particles if p.dendrite == row["id"])
+    dendrite_rows = [
+        replace(row, n_cu_particles=sum(1 for p in particles if p.dendrite == row.id))
+        for row in dendrite_rows
+    ]
     yield Progress(5, total, f"{len(particles)} Cu particles")
 
     sei = _sei_section(surface, settings)
@@ -287,7 +467,7 @@ def measure(
         **partial,
         sei_thickness_nm=sei,
         dendrites=tuple(dendrite_rows),
-        cu_particles=tuple(p.to_dict() for p in particles),
+        cu_particles=tuple(particles),
         notes=tuple(notes),
         surface=surface,
         dendrite_box=found.box,
@@ -307,22 +487,14 @@ def _points_by_dendrite(dendrite: np.ndarray, n: int) -> list[np.ndarray]:
 # --- sections ----------------------------------------------------------------------------------
 
 
-def summarize(values: np.ndarray, weights: np.ndarray | None = None) -> dict:
-    """Area-weighted median, mean, p5, p25, p75, p95 and the number of points (zeros if none)."""
+def summarize(values: np.ndarray, weights: np.ndarray | None = None) -> ThicknessStats:
+    """Area-weighted median, mean, p5, p25, p75, p95 and the number of points (None if none)."""
     v = np.asarray(values, dtype=float)
     w = np.ones_like(v) if weights is None else np.asarray(weights, dtype=float)
     ok = np.isfinite(v) & (w > 0)
     v, w = v[ok], w[ok]
     if v.size == 0:
-        return {
-            "median": None,
-            "mean": None,
-            "p5": None,
-            "p25": None,
-            "p75": None,
-            "p95": None,
-            "n_points": 0,
-        }
+        return ThicknessStats(None, None, None, None, None, None, 0)
     order = np.argsort(v)
     v, w = v[order], w[order]
     cum = np.cumsum(w) - 0.5 * w
@@ -331,61 +503,74 @@ def summarize(values: np.ndarray, weights: np.ndarray | None = None) -> dict:
     def q(p: float) -> float:
         return float(np.interp(p, cum, v))
 
+    return ThicknessStats(
+        median=q(0.5),
+        mean=float(np.average(v, weights=w)),
+        p5=q(0.05),
+        p25=q(0.25),
+        p75=q(0.75),
+        p95=q(0.95),
+        n_points=int(v.size),
+    )
+
+
+def _on_phase(st: SurfaceThickness, keep: np.ndarray) -> dict[str, Any]:
+    """Overall, on-Li and on-LiH statistics of the measured points among ``keep``, as the
+    fields of a :class:`PhaseThickness`."""
+    measured = keep & st.measured
+
+    def on(sel: np.ndarray) -> ThicknessStats:
+        return summarize(st.thickness_nm[sel], st.area_nm2[sel])
+
+    overall = on(measured)
     return {
-        "median": q(0.5),
-        "mean": float(np.average(v, weights=w)),
-        "p5": q(0.05),
-        "p25": q(0.25),
-        "p75": q(0.75),
-        "p95": q(0.95),
-        "n_points": int(v.size),
+        **{f.name: getattr(overall, f.name) for f in fields(ThicknessStats)},
+        "on_li": on(measured & (st.phase == LI)),
+        "on_lih": on(measured & (st.phase == LIH)),
     }
 
 
-def _phase_block(st: SurfaceThickness, keep: np.ndarray) -> dict:
-    """Overall, on-Li and on-LiH summaries of the measured points among ``keep``."""
-    measured = keep & st.measured
-    out = summarize(st.thickness_nm[measured], st.area_nm2[measured])
-    for pid in (LI, LIH):
-        sel = measured & (st.phase == pid)
-        out[f"on_{PHASE_NAMES[pid]}"] = summarize(st.thickness_nm[sel], st.area_nm2[sel])
-    return out
+def _phase_block(st: SurfaceThickness, keep: np.ndarray) -> PhaseThickness:
+    return PhaseThickness(**_on_phase(st, keep))
 
 
-def _sei_section(st: SurfaceThickness | None, settings: MeasureSettings) -> dict:
+def _by_metal(value) -> ByMetal:
+    """``value(pid)`` for Li and for LiH."""
+    return ByMetal(li=value(LI), lih=value(LIH))
+
+
+def _sei_section(st: SurfaceThickness | None, settings: MeasureSettings) -> SeiStatistics:
     thr = settings.extended_threshold_nm
     if st is None:
         st = _no_surface()
     everywhere = np.ones(len(st), dtype=bool)
-    out = _phase_block(st, everywhere)
     trusted = st.trusted(settings.trusted_max_normal_tilt_deg)
-    out["trusted"] = {
-        "max_normal_tilt_deg": settings.trusted_max_normal_tilt_deg,
-        **_phase_block(st, trusted),
-    }
     with np.errstate(invalid="ignore"):
         extended = st.measured & (st.thickness_nm > thr)
-    out["extended_threshold_nm"] = thr
-    out["compact"] = _phase_block(st, st.measured & ~extended)
-    out["extended"] = _phase_block(st, extended)
-    out["surface_area_nm2"] = {}
-    out["covered_share"] = {}
-    out["extended_share"] = {}
-    out["trusted_extended_share"] = {}
-    for pid in (LI, LIH):
-        name = PHASE_NAMES[pid]
-        on = st.phase == pid
-        area = float(st.area_nm2[on].sum())
-        out["surface_area_nm2"][name] = area
-        out["covered_share"][name] = _share(st.area_nm2, on & st.covered, on)
-        out["extended_share"][name] = _share(st.area_nm2, on & extended, on)
-        out["trusted_extended_share"][name] = _share(
-            st.area_nm2, on & extended & trusted, on & trusted
-        )
-    out["n_unresolved"] = int((st.covered & ~st.measured).sum())
-    out["normal_tilt_deg"] = summarize(st.normal_tilt_deg[st.measured], st.area_nm2[st.measured])
-    out["histogram"] = _histogram(st, settings.histogram_bin_nm)
-    return out
+    return SeiStatistics(
+        **_on_phase(st, everywhere),
+        trusted=TrustedThickness(
+            max_normal_tilt_deg=settings.trusted_max_normal_tilt_deg, **_on_phase(st, trusted)
+        ),
+        extended_threshold_nm=thr,
+        compact=_phase_block(st, st.measured & ~extended),
+        extended=_phase_block(st, extended),
+        surface_area_nm2=_by_metal(lambda pid: float(st.area_nm2[st.phase == pid].sum())),
+        covered_share=_by_metal(
+            lambda pid: _share(st.area_nm2, (st.phase == pid) & st.covered, st.phase == pid)
+        ),
+        extended_share=_by_metal(
+            lambda pid: _share(st.area_nm2, (st.phase == pid) & extended, st.phase == pid)
+        ),
+        trusted_extended_share=_by_metal(
+            lambda pid: _share(
+                st.area_nm2, (st.phase == pid) & extended & trusted, (st.phase == pid) & trusted
+            )
+        ),
+        n_unresolved=int((st.covered & ~st.measured).sum()),
+        normal_tilt_deg=summarize(st.normal_tilt_deg[st.measured], st.area_nm2[st.measured]),
+        histogram=_histogram(st, settings.histogram_bin_nm),
+    )
 
 
 def _share(area: np.ndarray, part: np.ndarray, whole: np.ndarray) -> float | None:
@@ -393,51 +578,63 @@ def _share(area: np.ndarray, part: np.ndarray, whole: np.ndarray) -> float | Non
     return float(area[part].sum()) / total if total > 0 else None
 
 
-def _histogram(st: SurfaceThickness, bin_nm: float) -> dict:
+def _histogram(st: SurfaceThickness, bin_nm: float) -> ThicknessHistogram:
     """Area (nm²) of the surface per thickness bin, on Li and on LiH, for plots of saved reports."""
     t = st.thickness_nm[st.measured]
     top = float(np.max(t)) if t.size else 0.0
     edges = np.arange(0.0, max(top, bin_nm) + bin_nm, bin_nm)
-    out = {"bin_edges_nm": edges.tolist()}
-    for pid in (LI, LIH):
+
+    def areas(pid: int) -> tuple[float, ...]:
         sel = st.measured & (st.phase == pid)
         counts, _ = np.histogram(st.thickness_nm[sel], bins=edges, weights=st.area_nm2[sel])
-        out[f"on_{PHASE_NAMES[pid]}_area_nm2"] = counts.tolist()
-    return out
+        return tuple(counts.tolist())
+
+    return ThicknessHistogram(tuple(edges.tolist()), areas(LI), areas(LIH))
 
 
-def _dendrite_row(i, v, form, mask, origin, h, shape, surface, settings) -> dict:
+def _dendrite_row(
+    i: int,
+    v: Mapping[str, float],
+    form: dendrites_mod.Shape,
+    mask: np.ndarray,
+    origin: np.ndarray,
+    h: Sequence[float],
+    shape: Sequence[int],
+    surface: SurfaceThickness,
+    settings: MeasureSettings,
+) -> DendriteRow:
     """One dendrite's row; ``surface`` holds its own surface points only."""
     metal = v["Li"] + v["LiH"]
-    centroid = ((_centroid(mask) + origin) * np.asarray(h)).tolist()
+    centroid = (_centroid(mask) + origin) * np.asarray(h)
     on = np.ones(len(surface), dtype=bool)
-    block = _phase_block(surface, on)
     with np.errstate(invalid="ignore"):
         extended = surface.measured & (surface.thickness_nm > settings.extended_threshold_nm)
     trusted = surface.trusted(settings.trusted_max_normal_tilt_deg)
-    block["trusted"] = _phase_block(surface, trusted)
-    block["extended_share"] = {
-        PHASE_NAMES[pid]: _share(
-            surface.area_nm2, extended & (surface.phase == pid), surface.phase == pid
-        )
-        for pid in (LI, LIH)
-    }
-    return {
-        "id": int(i),
-        "volume_nm3": v["Li"] + v["LiH"] + v["Cu"],
-        "li_volume_nm3": v["Li"],
-        "lih_volume_nm3": v["LiH"],
-        "cu_volume_nm3": v["Cu"],
-        "lih_volume_fraction": v["LiH"] / metal if metal > 0 else None,
-        "length_nm": form.length_nm,
-        "diameter_nm": form.diameter_nm,
-        "width_xy_nm": form.width_xy_nm,
-        "width_z_nm": form.width_z_nm,
-        "centroid_nm": centroid,
-        "touches_border": _touches_border(mask, origin, shape),
-        "sei_thickness_nm": block,
-        "n_cu_particles": 0,
-    }
+    sei = DendriteSei(
+        **_on_phase(surface, on),
+        trusted=_phase_block(surface, trusted),
+        extended_share=_by_metal(
+            lambda pid: _share(
+                surface.area_nm2, extended & (surface.phase == pid), surface.phase == pid
+            )
+        ),
+    )
+    return DendriteRow(
+        id=int(i),
+        volume_nm3=v["Li"] + v["LiH"] + v["Cu"],
+        li_volume_nm3=v["Li"],
+        lih_volume_nm3=v["LiH"],
+        cu_volume_nm3=v["Cu"],
+        lih_volume_fraction=v["LiH"] / metal if metal > 0 else None,
+        length_nm=form.length_nm,
+        diameter_nm=form.diameter_nm,
+        width_xy_nm=form.width_xy_nm,
+        width_z_nm=form.width_z_nm,
+        centroid_nm=(float(centroid[0]), float(centroid[1]), float(centroid[2])),
+        touches_border=_touches_border(mask, origin, shape),
+        sei_thickness_nm=sei,
+        n_cu_particles=0,
+    )
 
 
 def _centroid(mask: np.ndarray) -> np.ndarray:
@@ -484,40 +681,30 @@ def _stopped(partial: dict, settings: MeasureSettings, notes: list[str]) -> Repo
     )
 
 
-def _jsonable(obj):
-    """Plain JSON types: NaN and infinities become null, numpy scalars become Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
 # --- files -------------------------------------------------------------------------------------
 
 
 def write_report(
-    report: Report | dict, json_path: str | os.PathLike, csv_path: str | os.PathLike | None = None
+    report: Report | Mapping[str, Any],
+    json_path: str | os.PathLike,
+    csv_path: str | os.PathLike | None = None,
 ) -> None:
-    """Write the report as JSON (and the per-dendrite table as CSV), each file atomically."""
+    """Write the report (or its JSON dict with more keys, e.g. a batch's provenance) as JSON,
+    and the per-dendrite table as CSV, each file atomically."""
     from ..io.atomic import atomic_write_bytes
 
-    data = report.to_dict() if isinstance(report, Report) else _jsonable(report)
+    data = report.to_dict() if isinstance(report, Report) else to_json(report)
     text = json.dumps(data, indent=1, allow_nan=False)
     atomic_write_bytes(json_path, (text + "\n").encode())
     if csv_path is not None:
         atomic_write_bytes(csv_path, dendrite_table(data).encode())
 
 
-def dendrite_table(report: dict) -> str:
-    """The per-dendrite CSV table of a report dict (one row per dendrite, ``CSV_COLUMNS``)."""
+def dendrite_table(report: Report | Mapping[str, Any]) -> str:
+    """The per-dendrite CSV table of a report or its JSON dict (one row per dendrite,
+    ``CSV_COLUMNS``); a dict may come from a file of an older layout, so keys may be missing."""
+    if isinstance(report, Report):
+        report = report.to_dict()
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -543,8 +730,9 @@ def dendrite_table(report: dict) -> str:
     return buf.getvalue()
 
 
-def read_report(path: str | os.PathLike) -> dict:
-    """A report written by :func:`write_report`, as a dict; ``FileFormatError`` if it is not one."""
+def read_report(path: str | os.PathLike) -> dict[str, Any]:
+    """A report written by :func:`write_report`, as its JSON dict; ``FileFormatError`` if it is
+    not one."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -560,3 +748,12 @@ def read_report(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict) or any(k not in data for k in required):
         raise FileFormatError(f"{p} is not a napari-cryoli measurement report")
     return data
+
+
+def load_report(path: str | os.PathLike) -> Report:
+    """A report written by :func:`write_report`, as a :class:`Report` (without the per-point
+    overlays); ``FileFormatError`` if it is not one."""
+    try:
+        return Report.from_dict(read_report(path))
+    except FileFormatError as e:
+        raise FileFormatError(f"{path}: {e}") from None
