@@ -12,17 +12,44 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .classes import DEFAULT_ONTOLOGY, Ontology, count_voxels
-from .errors import FileFormatError
+from .errors import FileFormatError, InputError
 from .io.atomic import atomic_write_bytes
 from .io.mrc import read_labels, write_mrc
 
 SUFFIX = ".cryoli-labels"
+
+
+def check_same_grid(
+    labels_shape: Sequence[int],
+    labels_voxel_nm: Sequence[float] | None,
+    image_shape: Sequence[int],
+    image_voxel_nm: Sequence[float],
+    labels_name: str = "the labels",
+    image_name: str = "the image",
+) -> None:
+    """Raise ``InputError`` unless labels lie on the image's grid: the same shape and the same
+    voxel size (to 0.1 %); labels whose voxel size is unknown (None) take the image's."""
+    if tuple(labels_shape) != tuple(image_shape):
+        raise InputError(
+            f"{labels_name} (shape {tuple(labels_shape)}) does not match {image_name} "
+            f"(shape {tuple(image_shape)})"
+        )
+    if labels_voxel_nm is not None and not np.allclose(labels_voxel_nm, image_voxel_nm,
+                                                       rtol=1e-3):
+        def nm(values: Sequence[float]) -> str:
+            return " x ".join(f"{v:.4g}" for v in values)
+
+        raise InputError(
+            f"{labels_name} has a voxel size of {nm(labels_voxel_nm)} nm but {image_name} has "
+            f"{nm(image_voxel_nm)} nm: paint the labels on the tomogram's grid"
+        )
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ def drive(job: Job, label: str, quiet: bool = False):
 
 
 def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
+    from .annotations import check_same_grid
     from .classes import DEFAULT_ONTOLOGY, count_voxels
     from .io import read_labels, read_mrc
     from .segment import SegmentationModel, TrainConfig, resolve_device, starting_model, train
@@ -48,15 +49,9 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
     for tomogram, labels_path in zip(args.inputs[::2], args.inputs[1::2]):
         image = read_mrc(tomogram)
         labels = read_labels(labels_path)
-        if labels.data.shape != image.data.shape:
-            raise InputError(f"{labels_path.name} (shape {labels.data.shape}) does not match "
-                             f"{tomogram.name} (shape {image.data.shape})")
-        if not _same_voxel_size(labels, image):
-            raise InputError(
-                f"{labels_path.name} has a voxel size of {_nm(labels.voxel_size_nm)} nm but "
-                f"{tomogram.name} has {_nm(image.voxel_size_nm)} nm: paint the labels on the "
-                "tomogram's grid"
-            )
+        unknown = any("voxel size" in w for w in labels.warnings)  # takes the image's
+        check_same_grid(labels.data.shape, None if unknown else labels.voxel_size_nm,
+                        image.data.shape, image.voxel_size_nm, labels_path.name, tomogram.name)
         pairs.append((image, labels))
     image, labels = pairs[0]
     init = SegmentationModel.load(args.init, device=args.device) if args.init else None
@@ -95,14 +90,6 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
     print(f"{what} after {result.summary['steps']} steps; validation Dice: {dice}; "
           f"wrote {args.out}", file=sys.stderr)
     return 130 if result.stopped else 0
-
-
-def _same_voxel_size(labels, image) -> bool:
-    """Whether two volumes share a voxel size; a labels file without one takes the image's."""
-    import numpy as np
-
-    unknown = any("voxel size" in w for w in labels.warnings)
-    return unknown or bool(np.allclose(labels.voxel_size_nm, image.voxel_size_nm, rtol=1e-3))
 
 
 def _nm(values) -> str:
@@ -148,8 +135,6 @@ def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
 
 
 def _cmd_measure(args: argparse.Namespace, stop: threading.Event) -> int:
-    from dataclasses import replace
-
     from .io import read_labels
     from .measure.report import MeasureSettings, measure, write_report
 
@@ -163,33 +148,23 @@ def _cmd_measure(args: argparse.Namespace, stop: threading.Event) -> int:
     voxel = args.voxel_size_nm if args.voxel_size_nm else volume.voxel_size_nm
     settings = MeasureSettings(extended_threshold_nm=args.extended_threshold_nm)
     # What the file said about itself belongs in the report too (e.g. a voxel size assumed).
-    file_notes = (*volume.warnings, *_user_class_notes(volume.data))
-    for note in file_notes:
+    for note in volume.warnings:
         print(f"note: {note}", file=sys.stderr)
-    report = drive(measure(volume.data, voxel, settings, stop=stop), "measure")
+    report = drive(measure(volume.data, voxel, settings, stop=stop, notes=volume.warnings),
+                   "measure")
     if report.stopped:
         print("napari-cryoli measure: stopped, nothing written", file=sys.stderr)
         return 130
-    write_report(replace(report, notes=(*file_notes, *report.notes)), args.out, args.csv)
+    write_report(report, args.out, args.csv)
     for note in report.notes:
-        print(f"note: {note}", file=sys.stderr)
+        if note not in volume.warnings:
+            print(f"note: {note}", file=sys.stderr)
     written = f"{args.out} and {args.csv}" if args.csv else f"{args.out}"
     print(f"wrote {written}", file=sys.stderr)
     return 0
 
 
 _KIND_NAMES = {"image": "2D image", "stack": "stack of 2D images", "volume": "volume"}
-
-
-def _user_class_notes(labels) -> list[str]:
-    """A note naming the ids present that are not battery phases nor background."""
-    from .classes import BACKGROUND, PHASES, count_voxels
-
-    others = [str(i) for i in sorted(count_voxels(labels)) if i not in (BACKGROUND, *PHASES)]
-    if not others:
-        return []
-    which = f"id {others[0]} is" if len(others) == 1 else f"ids {', '.join(others)} are"
-    return [f"{which} not Li, LiH, Cu or SEI: measured as background"]
 
 
 def _check_outputs(*paths: Path | None) -> None:

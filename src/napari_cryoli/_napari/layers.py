@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology
-from ..errors import InputError
 
 if TYPE_CHECKING:
     import napari
@@ -92,6 +91,11 @@ def voxel_size_nm(layer: Layer) -> tuple[float, ...]:
     return tuple(float(s) for s in layer.scale)
 
 
+def file_warnings(layer: Layer) -> tuple[str, ...]:
+    """What the reader said about the file a layer was read from (e.g. a voxel size assumed)."""
+    return tuple(layer.metadata.get(KEY, {}).get("warnings") or ())
+
+
 def source_path(layer: Layer) -> Path | None:
     """The file a layer was read from, if any."""
     path = layer.metadata.get(KEY, {}).get("path") or getattr(layer.source, "path", None)
@@ -135,14 +139,10 @@ def annotation_layer(layers, image: Layer) -> Labels | None:
 
 
 def check_same_grid(image: Layer, shape: tuple[int, ...], other: Layer | None = None) -> None:
-    """Raise InputError when ``shape`` (and ``other``'s scale) do not match ``image``'s grid."""
-    if tuple(shape) != tuple(image.data.shape):
-        raise InputError(
-            f"labels of shape {tuple(shape)} do not match the image {image.name!r} of shape "
-            f"{tuple(image.data.shape)}"
-        )
-    if other is not None and not np.allclose(other.scale, image.scale, rtol=1e-3):
-        raise InputError(
-            f"{other.name!r} has voxel size {tuple(np.round(other.scale, 4))} nm but "
-            f"{image.name!r} has {tuple(np.round(image.scale, 4))} nm"
-        )
+    """Raise InputError when ``shape`` (and ``other``'s scale) do not match ``image``'s grid
+    (``annotations.check_same_grid``, the rule the command line follows)."""
+    from ..annotations import check_same_grid as same_grid
+
+    same_grid(shape, None if other is None else voxel_size_nm(other), image.data.shape,
+              voxel_size_nm(image), "the labels" if other is None else repr(other.name),
+              repr(image.name))

@@ -147,11 +147,12 @@ class MeasureWidget(QWidget):
             return None
         labels = np.array(layer.data, dtype=np.uint8)  # the worker gets its own copy
         voxel = L.voxel_size_nm(layer)
+        file_notes = L.file_warnings(layer)  # what the file said, as the CLI's report says it
         self._source = layer
         self._job = start_job(
             self.viewer,
             "Measurement",
-            lambda stop: measure_with_overlays(labels, voxel, settings, stop),
+            lambda stop: measure_with_overlays(labels, voxel, settings, stop, file_notes),
             on_progress=self._on_progress,
             on_result=self.show_result,
             on_finish=self._on_finish, owner=self,

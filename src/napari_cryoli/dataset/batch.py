@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -259,7 +259,7 @@ def process_tomogram(item: BatchItem, config: BatchConfig, fingerprint: str) -> 
 
 def _process(item: BatchItem, config: BatchConfig, fingerprint: str) -> int:
     from ..classes import DEFAULT_ONTOLOGY
-    from ..cli import _nm, _user_class_notes
+    from ..cli import _nm
     from ..io import read_labels, read_mrc
     from ..measure.report import MeasureSettings, measure, write_report
     from ..segment import PredictConfig, PredictOutputs, predict
@@ -282,15 +282,14 @@ def _process(item: BatchItem, config: BatchConfig, fingerprint: str) -> int:
         notes.append(f"resampled from {_nm(prediction.resampled_from_nm)} nm to the model's "
                      f"{_nm(model.voxel_size_nm)} nm voxels and back")
     volume = read_labels(item.segmentation(out))
-    notes += [*volume.warnings, *_user_class_notes(volume.data)]
     settings = MeasureSettings(extended_threshold_nm=config.extended_threshold_nm)
-    report = run_job(measure(volume.data, volume.voxel_size_nm, settings))
+    report = run_job(measure(volume.data, volume.voxel_size_nm, settings,
+                             notes=[*notes, *volume.warnings]))
     if config.zarr:
         from .zarr import write_ome_zarr
 
         write_ome_zarr(item.zarr(out), volume.data, voxel_size_nm=volume.voxel_size_nm,
                        origin_nm=volume.origin_nm, labels=True)
-    report = replace(report, notes=tuple(dict.fromkeys([*notes, *report.notes])))
     write_report({**report.to_dict(), "batch": provenance(item, config, fingerprint)},
                  item.report(out))
     return len(report.dendrites)

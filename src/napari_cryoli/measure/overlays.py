@@ -32,9 +32,11 @@ def measure_with_overlays(
     voxel_size_nm: Sequence[float],
     settings: MeasureSettings = MeasureSettings(),
     stop: threading.Event | None = None,
+    notes: Sequence[str] = (),
 ) -> Job[MeasuredOverlays]:
-    """Measure, then build the overlays from the measured surface points."""
-    report = yield from measure(labels, voxel_size_nm, settings, stop)
+    """Measure (``notes`` as in :func:`measure`), then build the overlays from the measured
+    surface points."""
+    report = yield from measure(labels, voxel_size_nm, settings, stop, notes)
     ids = report.dendrite_ids()
     if report.stopped or report.surface is None or len(report.surface) == 0:
         return MeasuredOverlays(report, ids, None, None)

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from ..classes import CU, LI, LIH, PHASE_NAMES, PHASES
+from ..classes import BACKGROUND, CU, LI, LIH, PHASE_NAMES, PHASES, UNLABELED
 from ..errors import FileFormatError, InputError
 from ..jobs import Job, Progress, stop_requested
 from . import dendrites as dendrites_mod
@@ -337,13 +337,16 @@ def measure(
     voxel_size_nm: float | Sequence[float],
     settings: MeasureSettings = MeasureSettings(),
     stop: threading.Event | None = None,
+    notes: Sequence[str] = (),
 ) -> Job[Report]:
     """Measure a segmentation: a job yielding progress, returning the :class:`Report`.
 
-    ``labels`` uses the class ids of the architecture doc (ids 0, 1 and 6+ count as outside);
-    ``voxel_size_nm`` is (z, y, x) or one number. When ``stop`` is set the job returns early with
-    what it has, marked ``stopped``. ``labels`` is read as it is (a memory-mapped file stays on
-    disk): one pass slab by slab for the volumes, then only the box around the battery phases.
+    ``labels`` uses the class ids of the architecture doc (ids 0, 1 and 6+ count as outside,
+    which a note says); ``voxel_size_nm`` is (z, y, x) or one number; ``notes`` are what the
+    input said about itself (e.g. a file's warnings) and lead the report's notes. When ``stop``
+    is set the job returns early with what it has, marked ``stopped``. ``labels`` is read as it
+    is (a memory-mapped file stays on disk): one pass slab by slab for the volumes, then only the
+    box around the battery phases.
     """
     h = check_voxel_size(voxel_size_nm)
     total = 6
@@ -351,7 +354,7 @@ def measure(
     shape = tuple(int(n) for n in labels.shape)
     scan = scan_labels(labels)
     volumes = phase_volumes_nm3(scan.counts, h)
-    notes: list[str] = []
+    notes = [*dict.fromkeys(notes), *user_class_notes(scan.counts)]
     metal = volumes["Li"] + volumes["LiH"]
     lih_fraction = volumes["LiH"] / metal if metal > 0 else None
     if metal == 0:
@@ -475,6 +478,16 @@ def measure(
     )
     yield Progress(6, total, "done")
     return report
+
+
+def user_class_notes(counts: np.ndarray) -> list[str]:
+    """A note naming the ids present (``counts`` per id 0..255) that are neither battery phases
+    nor background: they are measured as background."""
+    others = [str(i) for i in np.flatnonzero(counts) if i not in (UNLABELED, BACKGROUND, *PHASES)]
+    if not others:
+        return []
+    which = f"id {others[0]} is" if len(others) == 1 else f"ids {', '.join(others)} are"
+    return [f"{which} not Li, LiH, Cu or SEI: measured as background"]
 
 
 def _points_by_dendrite(dendrite: np.ndarray, n: int) -> list[np.ndarray]:
