@@ -38,7 +38,8 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
     from .annotations import check_same_grid
     from .classes import DEFAULT_ONTOLOGY, count_voxels
     from .io import read_labels, read_mrc
-    from .segment import SegmentationModel, TrainConfig, resolve_device, starting_model, train
+    from .segment import SegmentationModel, TrainConfig, resolve_device, train
+    from .segment.pretrained import choose_start
 
     _check_outputs(args.out)
     resolve_device(args.device)  # a GPU asked for and missing: say so before anything else
@@ -66,12 +67,10 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
         base_channels=defaults.base_channels if args.base_channels is None else args.base_channels,
         depth=defaults.depth if args.depth is None else args.depth,
     )
-    notes = []
-    if init is None and not args.from_scratch:
-        init, note = starting_model(ontology, config)
-        notes.append(note if init is None else f"{note} (--from-scratch to start without it)")
-    if init is not None:
-        notes += init.compatibility_warnings(None, image.voxel_size_nm)
+    start = choose_start(init, not args.from_scratch, ontology, config, image.voxel_size_nm)
+    init, notes = start.model, list(start.notes)
+    if start.pretrained:
+        notes[0] += " (--from-scratch to start without it)"
     more = [(im.data, lab.data, im.voxel_size_nm) for im, lab in pairs[1:]]
     job = train(image.data, labels.data, config, ontology=ontology,
                 voxel_size_nm=image.voxel_size_nm, init=init, checkpoint_path=args.out, stop=stop,

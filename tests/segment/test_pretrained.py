@@ -121,3 +121,21 @@ def test_pretrain_command_reports_a_missing_checkpoint_in_one_line(tmp_path, cap
     assert main(["--init", str(missing), "--max-steps", "1", "--out", str(tmp_path / "o.pt")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"pretrain: model file {missing} does not exist"] * 2
+
+
+def test_one_rule_chooses_where_training_starts():
+    from napari_cryoli.segment.pretrained import choose_start
+
+    config = TrainConfig(device="cpu")
+    mine = _model()
+    given = choose_start(mine, True, DEFAULT_ONTOLOGY, config, (2.0, 2.0, 2.0))
+    assert given.model is mine and not given.pretrained
+    assert given.notes == tuple(mine.compatibility_warnings(None, (2.0, 2.0, 2.0)))
+    scratch = choose_start(None, False, DEFAULT_ONTOLOGY, config, (2.0, 2.0, 2.0))
+    assert scratch.model is None and scratch.notes == () and not scratch.pretrained
+    hi = starting_model(DEFAULT_ONTOLOGY, config)[0].summary["voxel_size_range_nm"][1]
+    far = choose_start(None, True, DEFAULT_ONTOLOGY, config, (3 * hi,) * 3)
+    assert far.pretrained and far.notes[0].startswith("fine-tuning the model pre-trained")
+    assert "pre-trained at voxel sizes" in far.notes[1]
+    other = choose_start(None, True, DEFAULT_ONTOLOGY, TrainConfig(device="cpu", depth=2), (2.0,) * 3)
+    assert other.model is None and other.notes[0].startswith("starting from random weights")

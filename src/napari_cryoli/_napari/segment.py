@@ -286,7 +286,7 @@ class TrainWidget(QWidget):
 
     def start(self) -> Any:
         """Autosave the labels, then train in a worker; returns the job handle or None."""
-        from ..segment.pretrained import starting_model
+        from ..segment.pretrained import choose_start
         from ..segment.training import train
 
         image, labels = self.image_picker.layer(), self.labels_picker.layer()
@@ -319,14 +319,13 @@ class TrainWidget(QWidget):
         def job(stop):
             save_annotations(location, label_copy, ontology=ontology, **grid)
             yield Progress(0, 1000, "annotations saved")
-            start = init
+            start = choose_start(init, start_from == START_PRETRAINED, ontology, config, voxel)
             if start_from == START_PRETRAINED:
-                start, note = starting_model(ontology, config)
-                if start is not None:
-                    note = "; ".join([note, *start.compatibility_warnings(None, voxel)])
+                note = "; ".join(start.notes)
                 yield Progress(0, 1000, note, {"start": note})
             return (yield from train(image.data, label_copy, config, ontology=ontology,
-                                     voxel_size_nm=voxel, init=start, checkpoint_path=checkpoint,
+                                     voxel_size_nm=voxel, init=start.model,
+                                     checkpoint_path=checkpoint,
                                      stop=stop, more=more))
 
         self._reset_plot()

@@ -9,6 +9,8 @@ what the simulator gets right.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -63,6 +65,35 @@ def starting_model(
             f"channels and {arch.depth} levels, not {config.base_channels} and {config.depth}"
         )
     return model, "fine-tuning the model pre-trained on simulated tomograms"
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where training starts: the model to fine-tune (None: random weights) and what to say."""
+
+    model: SegmentationModel | None
+    notes: tuple[str, ...]  # which start, then what does not fit it (e.g. its voxel size)
+    pretrained: bool  # whether it is the pre-trained model
+
+
+def choose_start(
+    given: SegmentationModel | None,
+    pretrained: bool,
+    ontology: Ontology,
+    config: TrainConfig,
+    voxel_size_nm: Sequence[float],
+) -> Start:
+    """The one rule for where training starts, for the command line and the Train widget:
+    ``given`` (a model the user chose to fine-tune), else the pre-trained model when
+    ``pretrained`` and it fits ``config`` (:func:`starting_model`), else random weights."""
+    notes: list[str] = []
+    model = given
+    if model is None and pretrained:
+        model, note = starting_model(ontology, config)
+        notes.append(note)
+    if model is not None:
+        notes += model.compatibility_warnings(None, voxel_size_nm)
+    return Start(model, tuple(notes), given is None and model is not None)
 
 
 def with_classes(model: SegmentationModel, ontology: Ontology) -> SegmentationModel | None:
