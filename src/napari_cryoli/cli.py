@@ -257,7 +257,81 @@ def _cmd_demo(args: argparse.Namespace, stop: threading.Event) -> int:
 # --- parser ------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _train_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``train`` (defaults from ``TrainConfig``)."""
+    from .segment.training import TrainConfig
+    from .settings import add_argument
+
+    p.add_argument("inputs", type=Path, nargs="+", metavar="TOMOGRAM LABELS",
+                   help="a tomogram (.mrc/.rec) and its sparse labels (.mrc, 0 = not annotated); "
+                   "repeat the pair to train on several tomograms in one run")
+    p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
+    add_argument(p, TrainConfig, "minutes", help="training time budget")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--init", type=Path, help="start from this model (fine-tuning)")
+    start.add_argument("--from-scratch", action="store_true",
+                       help="start from random weights, not the model pre-trained on simulated "
+                       "tomograms")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_argument(p, TrainConfig, "seed")
+    add_argument(p, TrainConfig, "max_steps", help="stop after this many steps")
+    add_argument(p, TrainConfig, "intensity", choices=("percentiles", "calibrated"),
+                 help="grey levels for the network: percentiles of the whole volume, or "
+                 "calibrated on vacuum and Li metal (applied the same way to every tomogram "
+                 "the model segments; docs/segmentation.md)")
+    # None: the network shape of TrainConfig (which the pre-trained model has).
+    add_argument(p, TrainConfig, "base_channels", default=None,
+                 help="network width; another width starts from scratch")
+    add_argument(p, TrainConfig, "depth", default=None,
+                 help="network levels; another depth starts from scratch")
+
+
+def _predict_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``predict`` (defaults from ``PredictConfig``)."""
+    from .segment.prediction import PredictConfig
+    from .settings import add_argument
+
+    p.add_argument("tomogram", type=Path)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="segmentation to write (.mrc)")
+    p.add_argument("--probabilities", type=Path,
+                   help="per-class probabilities, float16: P.mrc writes P_<class>.mrc per class")
+    p.add_argument("--uncertainty", type=Path, help="uncertainty map (.mrc)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_argument(p, PredictConfig, "tta")
+    add_argument(p, PredictConfig, "tile")
+    add_argument(p, PredictConfig, "phase_sigma_nm", default=None)  # None: PredictConfig's
+
+
+def _simulate_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``simulate`` (defaults from ``PhantomSpec``)."""
+    from .settings import add_argument
+    from .tomo.phantom import PhantomSpec
+
+    p.add_argument("outdir", type=Path)
+    # None: PhantomSpec's default (its value shows in the help).
+    add_argument(p, PhantomSpec, "seed")
+    add_argument(p, PhantomSpec, "aging", choices=("fresh", "24h", "7d"))
+    add_argument(p, PhantomSpec, "shape", nargs=3, metavar=("Z", "Y", "X"), default=None,
+                 help="size in voxels")
+    add_argument(p, PhantomSpec, "voxel_size_nm", default=None, help="voxel size")
+    add_argument(p, PhantomSpec, "n_dendrites", "--dendrites", dest="dendrites", default=None,
+                 help="number of dendrites")
+    add_argument(p, PhantomSpec, "bent", help="bent dendrites instead of straight rods")
+    add_argument(p, PhantomSpec, "cu", help="a Cu nanoparticle next to the LiH (default: yes)")
+    add_argument(p, PhantomSpec, "sei_thickness_nm", help="compact SEI (default: the preset's)")
+    add_argument(p, PhantomSpec, "lih_fraction", help="LiH share of the metal (default: preset)")
+    add_argument(p, PhantomSpec, "dose_e_per_A2", "--dose", dest="dose", default=None,
+                 help="total dose in e/Å²")
+    add_argument(p, PhantomSpec, "tilt_range_deg", "--tilt-range", dest="tilt_range",
+                 default=None, help="tilts from -R to +R degrees")
+    add_argument(p, PhantomSpec, "tilt_step_deg", "--tilt-step", dest="tilt_step", default=None,
+                 help="tilt step in degrees")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``only``, the options of that command alone (the others are
+    listed without them), so running one command imports only the settings it needs."""
     parser = argparse.ArgumentParser(
         prog="napari-cryoli",
         description="Segment and measure Li, LiH, Cu and SEI in cryo-electron tomograms.",
@@ -270,81 +344,43 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
+    # Defaults, ranges and help of settings come from their dataclasses (settings.py); the
+    # options of a command whose settings module is heavy are built only when it may run.
+    from .measure.settings import MeasureSettings
+    from .settings import add_argument
+    from .tomo.wbp import WBPSettings
+
     p = command("train", _cmd_train,
                 "Train a 3D U-Net on one or more tomograms and their sparse labels.")
-    p.add_argument("inputs", type=Path, nargs="+", metavar="TOMOGRAM LABELS",
-                   help="a tomogram (.mrc/.rec) and its sparse labels (.mrc, 0 = not annotated); "
-                   "repeat the pair to train on several tomograms in one run")
-    p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
-    p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
-    start = p.add_mutually_exclusive_group()
-    start.add_argument("--init", type=Path, help="start from this model (fine-tuning)")
-    start.add_argument("--from-scratch", action="store_true",
-                       help="start from random weights, not the model pre-trained on simulated "
-                       "tomograms")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int, help="stop after this many steps")
-    p.add_argument("--intensity", choices=("percentiles", "calibrated"), default="percentiles",
-                   help="grey levels for the network: percentiles of the whole volume, or "
-                   "calibrated on vacuum and Li metal (applied the same way to every tomogram "
-                   "the model segments; docs/segmentation.md)")
-    p.add_argument("--base-channels", type=int,
-                   help="network width (default 8; another width starts from scratch)")
-    p.add_argument("--depth", type=int,
-                   help="network levels (default 4; another depth starts from scratch)")
+    if only in (None, "train"):
+        _train_options(p)
 
     p = command("predict", _cmd_predict, "Segment a whole tomogram with a trained model.")
-    p.add_argument("tomogram", type=Path)
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, help="segmentation to write (.mrc)")
-    p.add_argument("--probabilities", type=Path,
-                   help="per-class probabilities, float16: P.mrc writes P_<class>.mrc per class")
-    p.add_argument("--uncertainty", type=Path, help="uncertainty map (.mrc)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
-    p.add_argument("--tile", type=int, help="tile side in voxels (default: the training patch)")
-    p.add_argument("--phase-sigma-nm", type=float,
-                   help="Gaussian (nm) over which Li-vs-LiH evidence is pooled before "
-                   "labelling (default 10; 0: each voxel on its own evidence)")
+    if only in (None, "predict"):
+        _predict_options(p)
 
     p = command("measure", _cmd_measure, "Measure SEI thickness, LiH fraction, Cu, dendrites.")
     p.add_argument("segmentation", type=Path)
     p.add_argument("--out", type=Path, required=True, help="report to write (.json)")
     p.add_argument("--csv", type=Path, help="per-dendrite table to write (.csv)")
-    p.add_argument("--extended-threshold-nm", type=float, default=20.0)
+    add_argument(p, MeasureSettings, "extended_threshold_nm")
     p.add_argument(
         "--voxel-size-nm", type=float, nargs="+", help="override the file's voxel size (1 or 3 values)"
     )
 
     p = command("simulate", _cmd_simulate, "Write a synthetic dendrite tomogram with true labels.")
-    p.add_argument("outdir", type=Path)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--aging", choices=("fresh", "24h", "7d"), default="24h")
-    p.add_argument("--shape", type=int, nargs=3, metavar=("Z", "Y", "X"),
-                   help="size in voxels (default 96 160 160)")
-    p.add_argument("--voxel-size-nm", type=float, help="voxel size (default 2)")
-    p.add_argument("--dendrites", type=int, help="number of dendrites (default 1)")
-    p.add_argument("--bent", action="store_true", help="bent dendrites instead of straight rods")
-    p.add_argument("--cu", action=argparse.BooleanOptionalAction, default=True,
-                   help="a Cu nanoparticle next to the LiH (default: yes)")
-    p.add_argument("--sei-thickness-nm", type=float, help="compact SEI (default: the preset's)")
-    p.add_argument("--lih-fraction", type=float, help="LiH share of the metal (default: preset)")
-    p.add_argument("--dose", type=float, help="total dose in e/Å² (default 400)")
-    p.add_argument("--tilt-range", type=float, help="tilts from -R to +R degrees (default 60)")
-    p.add_argument("--tilt-step", type=float, help="tilt step in degrees (default 1)")
+    if only in (None, "simulate"):
+        _simulate_options(p)
 
     p = command("reconstruct", _cmd_reconstruct, "Weighted back-projection of a tilt series.")
     p.add_argument("tiltseries", type=Path)
     p.add_argument("--angles", type=Path, required=True, help="angle file (.tlt/.rawtlt)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--thickness", type=int, help="voxels along z (default: the image width)")
-    p.add_argument("--radial-cutoff", type=float, default=0.35,
-                   help="IMOD RADIAL cutoff, cycles/pixel; 0.5 = no low-pass (default 0.35)")
-    p.add_argument("--radial-falloff", type=float, default=0.035,
-                   help="IMOD RADIAL falloff (Gaussian sigma), cycles/pixel (default 0.035)")
-    p.add_argument("--sirt-like", type=int, default=0, metavar="N",
-                   help="filter like N SIRT iterations (IMOD FakeSIRTiterations; default 0)")
+    add_argument(p, WBPSettings, "thickness")
+    add_argument(p, WBPSettings, "radial_cutoff")
+    add_argument(p, WBPSettings, "radial_falloff")
+    add_argument(p, WBPSettings, "sirt_like_iterations", "--sirt-like", dest="sirt_like",
+                 metavar="N")
     p.add_argument("--tilt-axis-angle", type=int, default=0, choices=AXIS_ANGLES,
                    help="tilt axis angle from the images' y axis, counterclockwise, for stacks "
                    "not rotated yet (default 0: axis along y)")
@@ -368,7 +404,9 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The first word that is not an option names the command ("" when none: no options needed).
+    args = build_parser(next((a for a in argv if not a.startswith("-")), "")).parse_args(argv)
     stop = threading.Event()
     previous = _stop_on_first_interrupt(stop)
     try:

@@ -30,6 +30,7 @@ from ..jobs import Progress
 from ..measure.overlays import MeasuredOverlays, measure_with_overlays
 from ..measure.plots import compare_conditions, lih_fraction_per_dendrite, thickness_histograms
 from ..measure.report import MeasureSettings, Report, read_report, write_report
+from ..settings import spin_box_options
 from . import layers as L
 from .figures import FigurePanel
 from .pickers import LayerPicker
@@ -58,7 +59,8 @@ class MeasureWidget(QWidget):
 
         self.labels_picker = LayerPicker(napari_viewer, Labels, self)
         self.labels_picker.setToolTip("The segmentation to measure: the prediction or any labels")
-        self.threshold = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=500.0, value=20.0)
+        self.threshold = QDoubleSpinBox(
+            decimals=1, **spin_box_options(MeasureSettings, "extended_threshold_nm"))
         self.threshold.setSuffix(" nm")
         self.threshold.setToolTip("SEI thicker than this at a point counts as extended SEI")
         self.measure_button = QPushButton("Measure")

@@ -24,7 +24,8 @@ from qtpy.QtWidgets import (
 from ..contrast import percentile_limits
 from ..errors import CryoliError, InputError
 from ..jobs import Progress
-from ..tomo.wbp import AXIS_ANGLES
+from ..settings import spin_box_options
+from ..tomo.wbp import AXIS_ANGLES, WBPSettings
 from . import layers as L
 from .pickers import LayerPicker
 from .worker import report_error, start_job
@@ -75,15 +76,15 @@ class ReconstructWidget(QWidget):
         for angle in AXIS_ANGLES:
             self.axis.addItem("along y (aligned)" if angle == 0 else f"{angle:+d}° from y", angle)
         self.axis.setToolTip("Where the tilt axis lies in the images; it is turned onto y first")
-        self.thickness = QSpinBox(minimum=0, maximum=8192, value=0)
+        self.thickness = QSpinBox(**spin_box_options(WBPSettings, "thickness"))
         self.thickness.setSpecialValueText("as wide as the images")
         self.thickness.setSuffix(" voxels")
         self.thickness.setToolTip("Tomogram thickness along z (IMOD's THICKNESS)")
-        self.cutoff = QDoubleSpinBox(decimals=3, minimum=0.01, maximum=0.5, singleStep=0.01, value=0.35)
+        self.cutoff = QDoubleSpinBox(decimals=3, **spin_box_options(WBPSettings, "radial_cutoff"))
         self.cutoff.setToolTip("Where the radial filter starts to fall (IMOD's RADIAL, first value)")
-        self.falloff = QDoubleSpinBox(decimals=3, minimum=0.0, maximum=0.5, singleStep=0.005, value=0.035)
+        self.falloff = QDoubleSpinBox(decimals=3, **spin_box_options(WBPSettings, "radial_falloff"))
         self.falloff.setToolTip("Gaussian fall-off width of the radial filter (RADIAL, second value)")
-        self.sirt = QSpinBox(minimum=0, maximum=100, value=0)
+        self.sirt = QSpinBox(**spin_box_options(WBPSettings, "sirt_like_iterations"))
         self.sirt.setSpecialValueText("off")
         self.sirt.setToolTip("SIRT-like filter equivalent to this many iterations (less streaking, "
                              "smoother); off: plain weighted back-projection")

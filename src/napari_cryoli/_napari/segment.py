@@ -35,6 +35,8 @@ from ..annotations import save_annotations
 from ..errors import CryoliError, InputError
 from ..jobs import Progress
 from ..segment.calibration import describe_intensity
+from ..segment.training import TrainConfig
+from ..settings import default_of
 from . import layers as L
 from .annotate import autosave_location_for
 from .figures import FigurePanel
@@ -151,7 +153,8 @@ class TrainWidget(QWidget):
         self.size.addItems(list(MODEL_SIZES))
         self.size.setToolTip("Network width and depth: standard is the pre-trained network; "
                              "small trains fastest; large needs a GPU")
-        self.minutes = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=600.0, value=5.0)
+        self.minutes = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=600.0,
+                                      value=default_of(TrainConfig, "minutes"))
         self.minutes.setSuffix(" min")
         self.minutes.setToolTip("Training stops after this long and keeps the best model")
         self.max_steps = QSpinBox(minimum=0, maximum=1_000_000, value=0)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..errors import CryoliError, FileFormatError, InputError
 from ..jobs import Job, Progress, run_job, stop_requested
-from ..measure.report import CSV_COLUMNS
+from ..measure.report import CSV_COLUMNS, MeasureSettings
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -69,7 +69,7 @@ class BatchConfig:
     device: str = "cpu"
     tile: int | None = None
     tta: bool = False
-    extended_threshold_nm: float = 20.0
+    extended_threshold_nm: float = MeasureSettings.extended_threshold_nm  # its default
     #: Also write each segmentation as OME-Zarr (``<name>.seg.ome.zarr``) for lazy viewing.
     zarr: bool = False
 

@@ -29,7 +29,10 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     p.add_argument("--tile", type=int, help="tile side in voxels (default: the training patch)")
-    p.add_argument("--extended-threshold-nm", type=float, default=20.0)
+    from ..measure.settings import MeasureSettings  # light: no measurement code
+    from ..settings import add_argument
+
+    add_argument(p, MeasureSettings, "extended_threshold_nm")
     p.add_argument("--zarr", action="store_true",
                    help="also write each segmentation as <name>.seg.ome.zarr")
 

@@ -33,6 +33,7 @@ from . import dendrites as dendrites_mod
 from .particles import Particle, cu_particles
 from .phases import check_labels, check_voxel_size, phase_volumes_nm3, scan_labels
 from .sei import SurfaceThickness, surface_job
+from .settings import MeasureSettings
 
 #: Version of the report layout (bumped when keys change meaning).
 REPORT_VERSION = 1
@@ -63,43 +64,6 @@ CSV_COLUMNS = (
     "extended_share_lih",
     "n_surface_points",
 )
-
-
-@dataclass(frozen=True)
-class MeasureSettings:
-    """What the measurement needs besides the labels."""
-
-    #: SEI thicker than this (nm) at a point counts as extended (porous) SEI there.
-    extended_threshold_nm: float = 20.0
-    #: Points whose normal is within this angle of the x-y plane give the trusted values (the
-    #: missing wedge blurs faces seen along the beam).
-    trusted_max_normal_tilt_deg: float = 60.0
-    #: Rays through more SEI than this (nm) are left unmeasured.
-    max_thickness_nm: float = 250.0
-    #: Solid pieces smaller than this (nm³) are specks, not dendrites: their volume still counts,
-    #: their surface is not measured (a sphere of 12.4 nm diameter).
-    min_dendrite_volume_nm3: float = 1000.0
-    #: Cu pieces smaller than this (nm³) are specks, not particles (a sphere of 5 nm diameter).
-    min_particle_volume_nm3: float = 65.0
-    #: Width (nm) of the bins of the stored thickness histograms (not written in the report).
-    histogram_bin_nm: float = field(default=1.0, metadata={"json": None})
-
-    def __post_init__(self) -> None:
-        for name in ("extended_threshold_nm", "max_thickness_nm", "histogram_bin_nm"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise InputError(
-                    f"{name.replace('_', ' ')} must be a positive number, got {value}"
-                )
-        if not 0 <= self.trusted_max_normal_tilt_deg <= 90:
-            raise InputError(
-                f"the trusted normal tilt must lie in 0..90 degrees, got "
-                f"{self.trusted_max_normal_tilt_deg}"
-            )
-        if not self.min_dendrite_volume_nm3 >= 0:
-            raise InputError("the smallest dendrite volume cannot be negative")
-        if not self.min_particle_volume_nm3 >= 0:
-            raise InputError("the smallest Cu particle volume cannot be negative")
 
 
 # --- records -----------------------------------------------------------------------------------

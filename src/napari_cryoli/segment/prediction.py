@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
+from ..settings import setting
 from .model import SegmentationModel, resolve_device, with_cpu_math
 
 if TYPE_CHECKING:
@@ -47,15 +48,19 @@ class PredictConfig:
     before each voxel is labelled (``pool_phases``); 0 labels each voxel on its own evidence.
     """
 
-    tile: int | None = None
+    tile: int | None = setting(None, "tile side in voxels (default: the training patch)",
+                               minimum=8)
     overlap: float = 0.25
     batch_size: int = 2
-    tta: bool = False
-    device: str = "auto"
+    tta: bool = setting(False, "flip test-time augmentation")
+    device: str = setting("auto", "where to compute", choices=("auto", "cpu", "cuda"))
     precision: Precision = "auto"
     probabilities: bool = False
     uncertainty: bool = True
-    phase_sigma_nm: float = PHASE_SIGMA_NM
+    phase_sigma_nm: float = setting(
+        PHASE_SIGMA_NM, "Gaussian (nm) over which Li-vs-LiH evidence is pooled before labelling; "
+        "0: each voxel on its own evidence", minimum=0.0,
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < 1:

@@ -20,6 +20,7 @@ import numpy as np
 from ..devices import resolve_device
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
+from ..settings import setting
 from . import geometry
 
 #: Slices perpendicular to the tilt axis back-projected per step (one progress record each).
@@ -42,11 +43,16 @@ class WBPSettings:
     ``device``: ``"auto"`` (a CUDA GPU when present), ``"cpu"`` or ``"cuda"``.
     """
 
-    thickness: int | None = None
-    radial_cutoff: float = 0.35
-    radial_falloff: float = 0.035
-    sirt_like_iterations: int = 0
-    device: str = "auto"
+    thickness: int | None = setting(None, "voxels along z (default: the image width)",
+                                    minimum=0, maximum=8192)
+    radial_cutoff: float = setting(0.35, "IMOD RADIAL cutoff, cycles/pixel; 0.5 = no low-pass",
+                                   minimum=0.01, maximum=0.5, step=0.01)
+    radial_falloff: float = setting(0.035, "IMOD RADIAL falloff (Gaussian sigma), cycles/pixel",
+                                    minimum=0.0, maximum=0.5, step=0.005)
+    sirt_like_iterations: int = setting(
+        0, "filter like N SIRT iterations, as IMOD's FakeSIRTiterations", minimum=0, maximum=100
+    )
+    device: str = setting("auto", "where to compute", choices=("auto", "cpu", "cuda"))
 
     def __post_init__(self) -> None:
         if self.thickness is not None and int(self.thickness) < 1:
