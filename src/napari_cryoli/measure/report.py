@@ -19,7 +19,7 @@ import os
 import threading
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -511,7 +511,7 @@ def _phase_block(st: SurfaceThickness, keep: np.ndarray) -> PhaseThickness:
     return PhaseThickness(**_on_phase(st, keep))
 
 
-def _by_metal(value) -> ByMetal:
+def _by_metal(value: Callable[[int], float | None]) -> ByMetal:
     """``value(pid)`` for Li and for LiH."""
     return ByMetal(li=value(LI), lih=value(LIH))
 
@@ -647,7 +647,7 @@ def _no_surface() -> SurfaceThickness:
     )
 
 
-def _stopped(partial: dict, settings: MeasureSettings, notes: list[str]) -> Report:
+def _stopped(partial: dict[str, Any], settings: MeasureSettings, notes: list[str]) -> Report:
     return Report(
         **partial,
         sei_thickness_nm=_sei_section(None, settings),
