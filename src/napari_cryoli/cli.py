@@ -392,7 +392,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     from .dataset.cli import add_commands as add_dataset_commands
     from .hrtem.cli import add_commands as add_hrtem_commands
 
-    add_hrtem_commands(command)
+    add_hrtem_commands(command, only)
     add_dataset_commands(command)
     return parser
 

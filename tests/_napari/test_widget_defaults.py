@@ -24,3 +24,13 @@ def test_widgets_and_command_line_share_the_defaults(make_napari_viewer):
     assert meas.threshold.value() == measure.extended_threshold_nm
     trained = cli.parse_args(["train", "t.mrc", "l.mrc", "--out", "m.pt"])
     assert train.minutes.value() == TrainConfig().minutes == trained.minutes
+
+
+def test_hrtem_window_default_is_the_phase_map_settings(make_napari_viewer):
+    from napari_cryoli.hrtem.phasemap import PhaseMapSettings
+
+    viewer = make_napari_viewer()
+    _, hrtem = viewer.window.add_plugin_dock_widget("napari-cryoli", "HRTEM")
+    lattice = build_parser().parse_args(["lattice", "m.mrc", "--out", "r.json"])
+    assert hrtem.window_nm.value() == PhaseMapSettings().window_nm == lattice.window_nm
+    assert (hrtem.window_nm.minimum(), hrtem.window_nm.maximum()) == (1.0, 100.0)

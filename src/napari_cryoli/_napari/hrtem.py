@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 
 from ..errors import CryoliError, InputError
 from ..jobs import Progress
+from ..settings import spin_box_options
 from . import layers as L
 from .figures import FigurePanel
 from .pickers import LayerPicker
@@ -208,7 +209,9 @@ class HrtemWidget(QWidget):
         self.phase_table = None  # None: the shipped table
         self.table.setMinimumHeight(140)
 
-        self.window_nm = QDoubleSpinBox(decimals=1, minimum=1.0, maximum=100.0, value=5.0)
+        from ..hrtem.phasemap import PhaseMapSettings
+
+        self.window_nm = QDoubleSpinBox(decimals=1, **spin_box_options(PhaseMapSettings, "window_nm"))
         self.window_nm.setSuffix(" nm")
         self.window_nm.setToolTip("Side of the sliding FFT window")
         self.map_button = QPushButton("Phase map")

@@ -81,8 +81,11 @@ def _cmd_absf(args: argparse.Namespace, stop: threading.Event) -> int:
     return 0
 
 
-def add_commands(command: Callable[[str, Callable, str], argparse.ArgumentParser]) -> None:
-    """Add ``lattice`` and ``absf`` to the napari-cryoli parser."""
+def add_commands(
+    command: Callable[[str, Callable, str], argparse.ArgumentParser], only: str | None = None
+) -> None:
+    """Add ``lattice`` and ``absf`` to the napari-cryoli parser (``only``: as in build_parser,
+    the options whose defaults need the micrograph code are added for that command alone)."""
     p = command("lattice", _cmd_lattice,
                 "Lattice spacings, reflections and phases (Li, LiH, Cu, ...) of an HRTEM image.")
     p.add_argument("image", type=Path, help="micrograph (.mrc, .tif/.tiff, .dm3/.dm4)")
@@ -97,8 +100,11 @@ def add_commands(command: Callable[[str, Callable, str], argparse.ArgumentParser
                    help="spacings searched, Å (default 1.1 4.0)")
     p.add_argument("--phase-map", type=Path, metavar="MAP.mrc",
                    help="also write the local phase map (8-bit labels)")
-    p.add_argument("--window-nm", type=float, default=5.0,
-                   help="phase-map window side in nm (default 5)")
+    if only in (None, "lattice"):
+        from ..settings import add_argument
+        from .phasemap import PhaseMapSettings
+
+        add_argument(p, PhaseMapSettings, "window_nm")
 
     p = command("absf", _cmd_absf,
                 "Average background subtraction filter (Kilaas 1998) of an HRTEM image.")

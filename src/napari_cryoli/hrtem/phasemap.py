@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..jobs import Job, Progress, stop_requested
+from ..settings import setting
 from .phases import AMORPHOUS, UNKNOWN, PhaseTable, Tolerances, default_table, identify
 from .reflections import D_RANGE_A, detect, find_reflections
 from .spectrum import check_image, power_spectrum, window_spectra
@@ -29,7 +30,7 @@ WINDOW_PAIR_REFLECTIONS = 6
 
 @dataclass(frozen=True)
 class PhaseMapSettings:
-    window_nm: float = 5.0
+    window_nm: float = setting(5.0, "phase-map window side in nm", minimum=1.0, maximum=100.0)
     overlap: float = 0.5  # fraction of a window shared by neighbours
     false_alarm: float = 1e-3  # per window
     d_range_A: tuple[float, float] = D_RANGE_A
