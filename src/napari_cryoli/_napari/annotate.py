@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QEvent, QTimer
@@ -26,6 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..annotation_session import AutosaveScheduler, ClassCounts, touched_rows
 from ..annotations import (
     AutosaveLocation,
     autosave_location,
@@ -33,7 +33,7 @@ from ..annotations import (
     load_annotations,
     save_annotations,
 )
-from ..classes import LabelClass, Ontology, slab_counts
+from ..classes import LabelClass, Ontology
 from ..contrast import percentile_limits, smoothed_view
 from ..errors import CryoliError
 from . import layers as L
@@ -44,7 +44,6 @@ from .worker import quiet_worker, report_error
 if TYPE_CHECKING:
     import napari
 
-AUTOSAVE_DELAY_MS = 3000  # after the last stroke
 SMOOTHED_SUFFIX = " (smoothed)"
 
 
@@ -54,22 +53,6 @@ def autosave_location_for(image: Image, labels: Labels | None = None) -> Autosav
     return autosave_location(L.source_path(image), image.name, folder)
 
 
-def touched_rows(history_item: list, n_rows: int) -> tuple[int, int]:
-    """The range of indices along axis 0 that a napari paint-history item changed."""
-    lo, hi = n_rows, 0
-    for atom in history_item:
-        key = getattr(atom, "slice_key", None)
-        if key is not None:  # a masked paint atom: a bounding box of slices
-            start, stop, _ = key[0].indices(n_rows)
-        else:  # a (indices, old values, new value) atom
-            rows = np.asarray(atom[0][0])
-            if rows.size == 0:
-                continue
-            start, stop = int(rows.min()), int(rows.max()) + 1
-        lo, hi = min(lo, start), max(hi, stop)
-    return (0, n_rows) if hi <= lo else (lo, hi)
-
-
 class AnnotateWidget(QWidget):
     """Create or pick the labels of a tomogram, choose a class, paint; counts and autosave follow."""
 
@@ -77,12 +60,9 @@ class AnnotateWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self._labels: Labels | None = None
-        self._row_counts: np.ndarray = np.zeros((0, 256), dtype=np.int64)
-        self._dirty_rows = (2**62, 0)
+        self.class_counts = ClassCounts()
+        self.autosaves: AutosaveScheduler[tuple[Labels | None, Image | None]] = AutosaveScheduler()
         self._watching_window = False
-        self._pending: tuple[Labels, Image] | None = None  # strokes waiting for their autosave
-        self._saving = False
-        self._save_again = False
         self.last_saved: float | None = None
 
         self.image_picker = LayerPicker(napari_viewer, Image, self)
@@ -189,8 +169,7 @@ class AnnotateWidget(QWidget):
 
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
-        self._save_timer.setInterval(AUTOSAVE_DELAY_MS)
-        self._save_timer.timeout.connect(self.autosave)
+        self._save_timer.timeout.connect(self._save_due)
 
         self.image_picker.currentIndexChanged.connect(self._on_image_changed)
         self.labels_picker.currentIndexChanged.connect(self._on_labels_changed)
@@ -244,7 +223,7 @@ class AnnotateWidget(QWidget):
             self._check_autosave()
 
     def _on_image_changed(self, *_) -> None:
-        if self._pending is not None:
+        if self.autosaves.pending is not None:
             self.flush_autosave()
         image = self.image
         if image is not None:
@@ -257,7 +236,7 @@ class AnnotateWidget(QWidget):
         layer = self.labels_picker.layer()
         if layer is self._labels or L.same_layer(layer, self._labels):
             return
-        if self._pending is not None:
+        if self.autosaves.pending is not None:
             self.flush_autosave()
         if self._labels is not None:
             self._labels.events.paint.disconnect(self._on_paint)
@@ -337,35 +316,22 @@ class AnnotateWidget(QWidget):
         # napari emits `paint` before it writes the stroke into the data: count on the next loop turn
         data = self._labels.data
         n = data.shape[0] if data.ndim > 2 else 1
-        lo, hi = touched_rows(event.value, n) if data.ndim > 2 else (0, 1)
-        self._dirty_rows = (min(lo, self._dirty_rows[0]), max(hi, self._dirty_rows[1]))
+        self.class_counts.touch(*(touched_rows(event.value, n) if data.ndim > 2 else (0, 1)))
         QTimer.singleShot(0, self._count_dirty_rows)
         self.restore_box.setVisible(False)  # new work: the next autosave replaces the old one
         self.schedule_autosave()
 
     def _count_dirty_rows(self) -> None:
-        (lo, hi), self._dirty_rows = self._dirty_rows, (2**62, 0)
-        if self._labels is None or hi <= lo:
-            return
-        data = self._labels.data
-        if self._row_counts.shape[0] != (data.shape[0] if data.ndim > 2 else 1):
-            self._recount()
-            return
-        self._row_counts[lo:hi] = slab_counts(data, lo, hi)
-        self._update_counts()
+        if self._labels is not None and self.class_counts.update(self._labels.data):
+            self._update_counts()
 
     def _recount(self, *_) -> None:
-        self._row_counts = (
-            slab_counts(self._labels.data)
-            if self._labels is not None
-            else np.zeros((0, 256), dtype=np.int64)
-        )
+        self.class_counts.recount(self._labels.data if self._labels is not None else None)
         self._update_counts()
 
     def counts(self) -> dict[int, int]:
         """Painted voxels per class id of the current labels layer."""
-        totals = self._row_counts.sum(axis=0)
-        return {cls.id: int(totals[cls.id]) for cls in self.ontology}
+        return self.class_counts.totals(cls.id for cls in self.ontology)
 
     def _update_counts(self) -> None:
         counts = self.counts()
@@ -466,12 +432,19 @@ class AnnotateWidget(QWidget):
         return layer
 
     def schedule_autosave(self) -> None:
-        self._pending = (self._labels, self.image)
-        self._save_timer.start()
+        self.autosaves.stroke((self._labels, self.image))
+        self._arm_save_timer()
+
+    def _arm_save_timer(self) -> None:
+        wait = self.autosaves.wait_s()
+        if wait is None:
+            self._save_timer.stop()
+        else:
+            self._save_timer.start(round(1000 * wait))
 
     def flush_autosave(self) -> None:
         """Save pending strokes now, on this thread (their layer is going, or napari closing)."""
-        pending, self._pending = self._pending, None
+        pending = self.autosaves.flush()
         self._save_timer.stop()
         request = self._save_request(*pending) if pending else None
         if request is not None:
@@ -499,20 +472,25 @@ class AnnotateWidget(QWidget):
             self._watching_window = True
 
     def eventFilter(self, obj, event) -> bool:
-        if event.type() == QEvent.Type.Close and self._pending is not None:
+        if event.type() == QEvent.Type.Close and self.autosaves.pending is not None:
             self.flush_autosave()
         return False
 
     def autosave(self) -> Any:
-        """Save the labels in a worker thread (atomic, previous copy kept); returns the worker."""
-        pending, self._pending = self._pending, None
-        request = self._save_request(*(pending or (self._labels, self.image)))
+        """Save the labels now in a worker thread (atomic, previous copy kept); returns the
+        worker (None when a save is running: this one follows it)."""
+        self.autosaves.save_soon((self._labels, self.image))
+        return self._save_due()
+
+    def _save_due(self) -> Any:
+        target = self.autosaves.take()
+        if target is None:
+            self._arm_save_timer()
+            return None
+        request = self._save_request(*target)
         if request is None:
+            self.autosaves.finished()
             return None
-        if self._saving:
-            self._save_again = True
-            return None
-        self._saving = True
         location, data, kwargs = request
         worker = quiet_worker(save_annotations, location, data, **kwargs,
                               on_error=lambda e: report_error(e, "Autosave"))
@@ -532,10 +510,8 @@ class AnnotateWidget(QWidget):
         self.autosave_label.setToolTip(str(location.labels))
 
     def _save_finished(self) -> None:
-        self._saving = False
-        if self._save_again:
-            self._save_again = False
-            self.autosave()
+        self.autosaves.finished()
+        self._save_due()
 
     def _choose_autosave_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Autosave labels to")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from napari.layers import Image
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import (
@@ -30,9 +29,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..classes import UNLABELED, slab_counts
+from ..annotation_session import ClassCounts, touched_rows
+from ..classes import UNLABELED
 from . import layers as L
-from .annotate import touched_rows
 from .status import StatusLabel
 from .worker import active_job, report_error, unwrapped
 
@@ -235,8 +234,7 @@ class WorkflowWidget(QWidget):
         self.steps: tuple[Step, ...] = ()
         self._first_prediction_by: str | None = None
         self._counted: Labels | None = None
-        self._rows = np.zeros((0, 256), dtype=np.int64)
-        self._dirty: tuple[int, int] | None = None
+        self._counts = ClassCounts()
 
         self.next_label = StatusLabel()
         self.next_label.setObjectName("workflowNext")
@@ -372,16 +370,10 @@ class WorkflowWidget(QWidget):
             self._watch(None)
             return ()
         self._watch(labels)
-        if self._dirty is not None:
-            lo, hi = self._dirty
-            self._dirty = None
-            if hi <= lo:  # a full recount
-                self._rows = slab_counts(labels.data)
-            else:
-                self._rows[lo:hi] = slab_counts(labels.data, lo, hi)
-        totals = self._rows.sum(axis=0)
-        return tuple((cls.name, int(totals[cls.id])) for cls in L.layer_ontology(labels)
-                     if cls.id != UNLABELED)
+        self._counts.update(labels.data)
+        classes = [cls for cls in L.layer_ontology(labels) if cls.id != UNLABELED]
+        totals = self._counts.totals(cls.id for cls in classes)
+        return tuple((cls.name, totals[cls.id]) for cls in classes)
 
     def _watch(self, labels: Labels | None) -> None:
         """Count the labels layer's voxels incrementally: slices a stroke touched, or all."""
@@ -391,28 +383,20 @@ class WorkflowWidget(QWidget):
             self._counted.events.paint.disconnect(self._on_paint)
             self._counted.events.data.disconnect(self._on_data)
         self._counted = labels
-        self._rows = np.zeros((labels.data.shape[0], 256), np.int64) if labels is not None else \
-            np.zeros((0, 256), np.int64)
-        self._dirty = (0, 0)
+        self._counts = ClassCounts()
+        self._counts.touch()  # counted in full on the next look
         if labels is not None:
             labels.events.paint.connect(self._on_paint)
             labels.events.data.connect(self._on_data)
 
     def _on_paint(self, event) -> None:
         data = self._counted.data
-        if data.ndim < 3 or self._rows.shape[0] != data.shape[0]:
-            self._dirty = (0, 0)
-            return
-        lo, hi = touched_rows(event.value, data.shape[0])
-        if self._dirty is None:
-            self._dirty = (lo, hi)
-        elif self._dirty[1] > self._dirty[0]:
-            self._dirty = (min(lo, self._dirty[0]), max(hi, self._dirty[1]))
+        self._counts.touch(*(touched_rows(event.value, data.shape[0]) if data.ndim > 2 else ()))
         # napari emits `paint` before writing the stroke: count on a later turn of the loop
         self._soon()
 
     def _on_data(self, *_) -> None:
-        self._dirty = (0, 0)
+        self._counts.touch()
         self._soon()
 
     def _panel(self, name: str) -> Any:
