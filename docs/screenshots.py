@@ -105,8 +105,8 @@ def walkthrough(viewer, folder: Path) -> None:
     train = workflow.open_panel("Train")
     train.minutes.setValue(TRAIN_MINUTES)
     train.train_button.click()
-    handle = train._job
-    while not handle.done and ("training preview" not in viewer.layers or len(train._val) < 2):
+    handle = train.controls.job
+    while not handle.done and ("training preview" not in viewer.layers or len(train.session.val) < 2):
         settle(0.5)
     shot(viewer, "walkthrough_3_train.png", "train.png")
     wait_for(handle)
@@ -114,7 +114,7 @@ def walkthrough(viewer, folder: Path) -> None:
     # 4 predict
     predict = workflow.open_panel("Predict")
     predict.predict_button.click()
-    wait_for(predict._job)
+    wait_for(predict.controls.job)
     while predict.regions.list.count() == 0:
         settle(0.2)
     annotate.labels.visible = False
@@ -137,17 +137,17 @@ def walkthrough(viewer, folder: Path) -> None:
     train = workflow.open_panel("Train")
     train.max_steps.setValue(FINE_TUNE_STEPS)
     train.train_button.click()
-    wait_for(train._job)
+    wait_for(train.controls.job)
     predict = workflow.open_panel("Predict")
     predict.predict_button.click()
-    wait_for(predict._job)
+    wait_for(predict.controls.job)
     viewer.layers["uncertainty"].visible = False
 
     # 6 measure the prediction
     measure = workflow.open_panel("Measure")
     measure.labels_picker.setCurrentIndex(measure.labels_picker.findText("prediction"))
     measure.measure_button.click()
-    wait_for(measure._job)
+    wait_for(measure.controls.job)
     for name in ("prediction", "training preview", image.name + " labels"):
         if name in viewer.layers:
             viewer.layers[name].visible = False

@@ -64,7 +64,7 @@ def test_clicking_a_row_centres_the_view(viewer_widget, wait_job):
         "Cu particle"
     )
     widget.table.selectRow(cu_row)
-    centroid = np.asarray(widget._table_rows[cu_row]["centroid_nm"]) + (100.0, 0.0, -50.0)
+    centroid = np.asarray(widget._table_rows[cu_row].centroid_nm) + (100.0, 0.0, -50.0)
     assert viewer.dims.point[0] == pytest.approx(centroid[0], abs=VOXEL[0])
     np.testing.assert_allclose(viewer.camera.center[-2:], centroid[1:], atol=VOXEL[0])
     dendrite_row = [widget.table.item(r, 0).text() for r in range(widget.table.rowCount())].index(

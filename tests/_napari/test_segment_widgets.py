@@ -59,7 +59,7 @@ def test_train_predict_copy_finetune(viewer_and_widgets, wait_job, qtbot):
     assert train.result is not None and not train.result.stopped
     assert train.result.model.normalisation.to_dict()["kind"] == "calibration"
     assert "Grey levels: vacuum" in train.status.text()
-    assert train._losses and len(model_store(viewer).models) == 1
+    assert train.session.losses and len(model_store(viewer).models) == 1
     assert (folder / "tomo.cryoli-labels.mrc").exists()  # labels autosaved at train start
     assert (folder / "tomo.cryoli-model.pt").exists()  # best model checkpointed
 
@@ -113,8 +113,8 @@ def test_stop_training_keeps_a_usable_model(viewer_and_widgets, wait_job, qtbot)
     viewer, train, _predict, _truth, folder = viewer_and_widgets
     train.max_steps.setValue(0)
     handle = train.start()
-    qtbot.waitUntil(lambda: len(train._steps) >= 3, timeout=60_000)
-    train.stop_button.click()
+    qtbot.waitUntil(lambda: len(train.session.steps) >= 3, timeout=60_000)
+    train.controls.stop_button.click()
     wait_job(handle)
     assert train.result.stopped and len(model_store(viewer).models) == 1
     assert (folder / "tomo.cryoli-model.pt").exists()

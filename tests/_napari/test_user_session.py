@@ -73,7 +73,7 @@ def stroke_inside(truth_slice: np.ndarray, class_id: int, rng) -> list[tuple[int
 def wait_for_click(qtbot, wait_job, widget, button):
     """Click a panel's start button and wait for its job."""
     button.click()
-    wait_job(widget._job)
+    wait_job(widget.controls.job)
 
 
 def test_a_user_session_from_file_to_exported_report(make_napari_viewer, qtbot, wait_job,

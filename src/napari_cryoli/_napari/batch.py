@@ -15,7 +15,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -28,6 +27,7 @@ from ..dataset.batch import BatchConfig, BatchResult, batch_on_cluster, plan_bat
 from ..errors import CryoliError, InputError
 from ..jobs import Progress
 from .figures import FigurePanel
+from .job_controls import JobControls
 from .worker import report_error, start_job
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ class BatchWidget(QWidget):
         self.result: BatchResult | None = None
         self.comparison = None
         self._paths: list[Path] = []
-        self._job = None
 
         from ..segment.pretrained import pretrained_path
 
@@ -69,18 +68,17 @@ class BatchWidget(QWidget):
                                        "empty: a local cluster")
         self.add_button = QPushButton("Add tomograms…")
         self.remove_button = QPushButton("Remove selected")
-        self.run_button = QPushButton("Run batch")
-        self.run_button.setToolTip("Predict and measure every tomogram not done yet")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Cancel the tomograms not finished (a rerun completes them)")
-        self.stop_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setFormat("%v/%m tomograms")
+        self.controls = JobControls(
+            napari_viewer, "Run batch",
+            start_tip="Predict and measure every tomogram not done yet",
+            stop_tip="Cancel the tomograms not finished (a rerun completes them)",
+            status="Add tomograms, choose an output folder and press Run batch.")
+        self.run_button, self.status = self.controls.start_button, self.controls.status
+        self.controls.progress.setFormat("%v/%m tomograms")
         self.dashboard = QLabel("")
         self.dashboard.setOpenExternalLinks(True)
         self.dashboard.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        self.status = QLabel("Add tomograms, choose an output folder and press Run batch.")
-        self.status.setWordWrap(True)
+        self.controls.layout().insertWidget(2, self.dashboard)  # between the bar and the status
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -108,13 +106,7 @@ class BatchWidget(QWidget):
         form.addRow("Workers", self.workers)
         form.addRow("Scheduler", self.scheduler_edit)
         layout.addLayout(form)
-        row = QHBoxLayout()
-        row.addWidget(self.run_button)
-        row.addWidget(self.stop_button)
-        layout.addLayout(row)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.dashboard)
-        layout.addWidget(self.status)
+        layout.addWidget(self.controls)
         layout.addWidget(self.table, 1)
         row = QHBoxLayout()
         row.addWidget(self.open_button)
@@ -125,7 +117,6 @@ class BatchWidget(QWidget):
         self.add_button.clicked.connect(self._add_dialog)
         self.remove_button.clicked.connect(self._remove_selected)
         self.run_button.clicked.connect(self.start)
-        self.stop_button.clicked.connect(self.stop)
         self.open_button.clicked.connect(self._open_selected)
         self.compare_button.clicked.connect(self.compare)
         self.table.cellDoubleClicked.connect(lambda row, _: self.open_segmentation(row))
@@ -193,36 +184,19 @@ class BatchWidget(QWidget):
         workers = self.workers.value()
         items = self.items
         self.config = config
-        self._job = start_job(
-            self.viewer, "Batch",
-            lambda stop: batch_on_cluster(items, config, workers, scheduler, stop),
-            on_progress=self._on_progress, on_result=self.show_result,
-            on_finish=self._on_finish, owner=self,
-        )
-        if self._job is not None:
-            self.run_button.setEnabled(False)
-            self.stop_button.setEnabled(True)
-            self.progress.setMaximum(len(items))
-            self.progress.setValue(0)
+        handle = self.controls.run(
+            "Batch", lambda stop: batch_on_cluster(items, config, workers, scheduler, stop),
+            on_progress=self._on_progress, on_result=self.show_result)
+        if handle is not None:
+            self.controls.progress.setMaximum(len(items))
             self.status.setText("starting the cluster…")
-        return self._job
-
-    def stop(self) -> None:
-        if self._job is not None:
-            self._job.stop()
+        return handle
 
     def _on_progress(self, p: Progress) -> None:
         link = p.metrics.get("dashboard")
         if link:
             self.dashboard.setText(f'Dask dashboard: <a href="{link}">{link}</a>')
-        self.progress.setMaximum(max(p.total, 1))
-        self.progress.setValue(p.done)
         self.status.setText(p.message)
-
-    def _on_finish(self) -> None:
-        self._job = None
-        self.run_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
 
     def show_result(self, result: BatchResult) -> None:
         """Fill the table with each tomogram's status; enable opening and comparing."""

@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -38,8 +37,9 @@ from ..jobs import Progress
 from ..settings import spin_box_options
 from . import layers as L
 from .figures import FigurePanel
+from .job_controls import JobControls
 from .pickers import LayerPicker
-from .worker import report_error, start_job
+from .worker import report_error
 
 if TYPE_CHECKING:
     import napari
@@ -165,7 +165,6 @@ class HrtemWidget(QWidget):
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        self._job = None
         self._source: Image | None = None
         self.analysis: LatticeAnalysis | None = None
         self.phase_map = None
@@ -231,9 +230,8 @@ class HrtemWidget(QWidget):
         self.profile_plot = FigurePanel()
         self.profile_plot.setVisible(False)
 
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setEnabled(False)
-        self.progress = QProgressBar()
+        self.controls = JobControls(napari_viewer, None, also_disable=(
+            self.spectrum_button, self.picks_button, self.map_button, self.absf_button))
 
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -272,10 +270,7 @@ class HrtemWidget(QWidget):
         form.addRow(self.profile_result)
         form.addRow(self.profile_plot)
         layout.addWidget(box)
-        row = QHBoxLayout()
-        row.addWidget(self.progress, 1)
-        row.addWidget(self.stop_button)
-        layout.addLayout(row)
+        layout.addWidget(self.controls)
 
         self.image_picker.currentIndexChanged.connect(self._on_image)
         self.open_button.clicked.connect(self._open_dialog)
@@ -286,7 +281,6 @@ class HrtemWidget(QWidget):
         self.map_button.clicked.connect(self.start_phase_map)
         self.absf_button.clicked.connect(self.start_absf)
         self.profile_button.clicked.connect(self.measure_line)
-        self.stop_button.clicked.connect(self.stop)
         self._on_image()
 
     # --- inputs -------------------------------------------------------------------------------
@@ -307,30 +301,6 @@ class HrtemWidget(QWidget):
         if px <= 0:
             raise InputError(f"{layer.name} carries no pixel size: enter it (Å)")
         return layer, data.astype(np.float32, copy=True), px
-
-    def _start(self, name: str, factory, on_result) -> Any:
-        self._job = start_job(self.viewer, name, factory, owner=self,
-                              on_progress=self._on_progress, on_result=on_result,
-                              on_finish=self._on_finish)
-        if self._job is not None:
-            self.stop_button.setEnabled(True)
-            for b in (self.spectrum_button, self.picks_button, self.map_button, self.absf_button):
-                b.setEnabled(False)
-        return self._job
-
-    def _on_progress(self, p: Progress) -> None:
-        self.progress.setMaximum(max(p.total, 1))
-        self.progress.setValue(p.done)
-
-    def _on_finish(self) -> None:
-        self._job = None
-        self.stop_button.setEnabled(False)
-        for b in (self.spectrum_button, self.picks_button, self.map_button, self.absf_button):
-            b.setEnabled(True)
-
-    def stop(self) -> None:
-        if self._job is not None:
-            self._job.stop()
 
     # --- spectrum, reflections, phases --------------------------------------------------------
 
@@ -358,7 +328,7 @@ class HrtemWidget(QWidget):
             extra = tuple(refine_picks(power_spectrum(data, px, region), picks)) if picks else ()
             return analyse(data, px, region, table, extra=extra), rings
 
-        return self._start("HRTEM spectrum", job, self.show_analysis)
+        return self.controls.run("HRTEM spectrum", job, on_result=self.show_analysis)
 
     def identify_picks(self) -> Any:
         """Refine every point of the reflections layer and identify again (in a worker)."""
@@ -443,9 +413,9 @@ class HrtemWidget(QWidget):
         self._source = layer
         settings = PhaseMapSettings(window_nm=self.window_nm.value())
         table = self._table()
-        return self._start("HRTEM phase map",
-                           lambda stop: phase_map(data, px, table, settings, stop),
-                           self.show_phase_map)
+        return self.controls.run("HRTEM phase map",
+                                 lambda stop: phase_map(data, px, table, settings, stop),
+                                 on_result=self.show_phase_map)
 
     def show_phase_map(self, result) -> None:
         from ..hrtem.phasemap import map_ontology
@@ -478,7 +448,7 @@ class HrtemWidget(QWidget):
             yield Progress(0, 1, "ABSF")
             return absf(data)
 
-        return self._start("ABSF", job, self.show_absf)
+        return self.controls.run("ABSF", job, on_result=self.show_absf)
 
     def show_absf(self, result) -> None:
         source = self._source

@@ -16,7 +16,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -26,15 +25,15 @@ from qtpy.QtWidgets import (
 )
 
 from ..errors import CryoliError
-from ..jobs import Progress
 from ..measure.overlays import MeasuredOverlays, measure_with_overlays
 from ..measure.plots import compare_conditions, lih_fraction_per_dendrite, thickness_histograms
 from ..measure.report import MeasureSettings, Report, read_report, write_report
+from ..measure.view import TABLE_COLUMNS, summary_text, table_rows
 from ..settings import spin_box_options
 from . import layers as L
 from .figures import FigurePanel
+from .job_controls import JobControls
 from .pickers import LayerPicker
-from .status import StatusLabel
 from .worker import report_error, start_job
 
 if TYPE_CHECKING:
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
 THICKNESS_IMAGE = "SEI thickness (nm)"
 THICKNESS_SURFACE = "SEI thickness 3D (nm)"  # the metal surface, coloured
 DENDRITES = "dendrites"
-TABLE_COLUMNS = ("object", "id", "volume (nm³)", "LiH fraction", "diameter (nm)",
-                 "SEI on Li (nm)", "SEI on LiH (nm)")
 
 
 class MeasureWidget(QWidget):
@@ -55,7 +52,6 @@ class MeasureWidget(QWidget):
         self.viewer = napari_viewer
         self.result: MeasuredOverlays | None = None
         self._source: Labels | None = None
-        self._job = None
 
         self.labels_picker = LayerPicker(napari_viewer, Labels, self)
         self.labels_picker.setToolTip("The segmentation to measure: the prediction or any labels")
@@ -63,19 +59,17 @@ class MeasureWidget(QWidget):
             decimals=1, **spin_box_options(MeasureSettings, "extended_threshold_nm"))
         self.threshold.setSuffix(" nm")
         self.threshold.setToolTip("SEI thicker than this at a point counts as extended SEI")
-        self.measure_button = QPushButton("Measure")
-        self.measure_button.setToolTip("Measure SEI thickness, LiH fraction, dendrites and Cu "
-                                       "particles in the background")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop the measurement (nothing is shown)")
-        self.stop_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setToolTip("Measurement steps done")
-        self.progress.setFormat("%p%  %v/%m")
-        self.summary = StatusLabel("Pick a segmentation (prediction or labels) and press Measure.")
+        self.controls = JobControls(
+            napari_viewer, "Measure", start_tip="Measure SEI thickness, LiH fraction, dendrites "
+            "and Cu particles in the background",
+            stop_tip="Stop the measurement (nothing is shown)",
+            progress_tip="Measurement steps done",
+            status="Pick a segmentation (prediction or labels) and press Measure.")
+        self.measure_button, self.summary = self.controls.start_button, self.controls.status
+        self.controls.progress.setFormat("%p%  %v/%m")
 
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
-        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        self.table.setHorizontalHeaderLabels([heading for heading, _ in TABLE_COLUMNS])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -108,12 +102,7 @@ class MeasureWidget(QWidget):
         form.addRow("Segmentation", self.labels_picker)
         form.addRow("Extended SEI above", self.threshold)
         layout.addLayout(form)
-        row = QHBoxLayout()
-        row.addWidget(self.measure_button)
-        row.addWidget(self.stop_button)
-        layout.addLayout(row)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.summary)
+        layout.addWidget(self.controls)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.plots, 2)
         row = QHBoxLayout()
@@ -124,7 +113,6 @@ class MeasureWidget(QWidget):
         layout.addLayout(row)
 
         self.measure_button.clicked.connect(self.start)
-        self.stop_button.clicked.connect(self.stop)
         self.table.itemSelectionChanged.connect(self._on_row_selected)
         self.export_json_button.clicked.connect(lambda: self._export("json"))
         self.export_csv_button.clicked.connect(lambda: self._export("csv"))
@@ -151,33 +139,11 @@ class MeasureWidget(QWidget):
         voxel = L.voxel_size_nm(layer)
         file_notes = L.file_warnings(layer)  # what the file said, as the CLI's report says it
         self._source = layer
-        self._job = start_job(
-            self.viewer,
+        return self.controls.run(
             "Measurement",
             lambda stop: measure_with_overlays(labels, voxel, settings, stop, file_notes),
-            on_progress=self._on_progress,
-            on_result=self.show_result,
-            on_finish=self._on_finish, owner=self,
-        )
-        if self._job is not None:
-            self.measure_button.setEnabled(False)
-            self.stop_button.setEnabled(True)
-            self.progress.setValue(0)
-        return self._job
-
-    def stop(self) -> None:
-        if self._job is not None:
-            self._job.stop()
-
-    def _on_progress(self, p: Progress) -> None:
-        self.progress.setMaximum(max(p.total, 1))
-        self.progress.setValue(p.done)
-        self.progress.setFormat(f"%p%  {p.message}")
-
-    def _on_finish(self) -> None:
-        self._job = None
-        self.measure_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
+            on_progress=lambda p: self.controls.progress.setFormat(f"%p%  {p.message}"),
+            on_result=self.show_result)
 
     # --- results ----------------------------------------------------------------------------
 
@@ -191,7 +157,7 @@ class MeasureWidget(QWidget):
         source = self._source
         grid = {"scale": source.scale, "translate": source.translate} if source else {}
         self._replace_layers(result, grid)
-        self.summary.setText(_summary_text(report))
+        self.summary.setText(summary_text(report))
         self._fill_table(report)
         self.histogram_panel.show_figure(thickness_histograms(report))
         self.fraction_panel.show_figure(lih_fraction_per_dendrite(report))
@@ -222,32 +188,13 @@ class MeasureWidget(QWidget):
             )
             surface.visible = self.viewer.dims.ndisplay == 3
 
-    def _rows(self, report: Report) -> list[dict]:
-        rows = []
-        for d in report.dendrites:
-            sei = d.sei_thickness_nm
-            rows.append({
-                "object": "dendrite", "id": d.id, "volume": d.volume_nm3,
-                "lih": d.lih_volume_fraction, "diameter": d.diameter_nm,
-                "on_li": sei.on_li.median, "on_lih": sei.on_lih.median,
-                "centroid_nm": d.centroid_nm,
-            })
-        for p in report.cu_particles:
-            rows.append({
-                "object": "Cu particle", "id": p.id, "volume": p.volume_nm3,
-                "lih": None, "diameter": p.equivalent_diameter_nm, "on_li": None,
-                "on_lih": None, "centroid_nm": p.centroid_nm,
-            })
-        return rows
-
     def _fill_table(self, report: Report) -> None:
-        self._table_rows = self._rows(report)
+        self._table_rows = table_rows(report)
         self.table.setRowCount(len(self._table_rows))
-        keys = ("object", "id", "volume", "lih", "diameter", "on_li", "on_lih")
         for r, row in enumerate(self._table_rows):
-            for c, key in enumerate(keys):
-                item = QTableWidgetItem(_fmt(row[key], key))
-                if key != "object":
+            for c, text in enumerate(row.cells()):
+                item = QTableWidgetItem(text)
+                if c:  # numbers right-aligned
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
@@ -260,7 +207,7 @@ class MeasureWidget(QWidget):
     def focus_row(self, index: int) -> None:
         """Centre the view on a table row's object and select it."""
         row = self._table_rows[index]
-        centroid = row.get("centroid_nm")
+        centroid = row.centroid_nm
         if centroid is None:
             return
         translate = np.asarray(self._source.translate) if self._source is not None else 0.0
@@ -271,10 +218,10 @@ class MeasureWidget(QWidget):
             point[axis] = world[axis]
         dims.point = point
         self.viewer.camera.center = tuple(world[list(dims.displayed)])
-        if row["object"] == "dendrite" and DENDRITES in self.viewer.layers:
+        if row.object == "dendrite" and DENDRITES in self.viewer.layers:
             layer = self.viewer.layers[DENDRITES]
             layer.visible = True
-            layer.selected_label = int(row["id"])
+            layer.selected_label = int(row.id)
             layer.show_selected_label = True
         elif DENDRITES in self.viewer.layers:
             self.viewer.layers[DENDRITES].show_selected_label = False
@@ -356,32 +303,3 @@ class MeasureWidget(QWidget):
         paths, _ = QFileDialog.getOpenFileNames(self, "Reports to compare", "", "Reports (*.json)")
         if paths:
             self.compare(paths)
-
-
-def _fmt(value: Any, key: str) -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "–"
-    if key == "volume":
-        return f"{value:,.0f}"
-    if key == "lih":
-        return f"{value:.3f}"
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return str(value)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _summary_text(report: Report) -> str:
-    sei = report.sei_thickness_nm
-    frac = report.lih_volume_fraction
-    parts = [
-        (f"{_count(len(report.dendrites), 'dendrite')}, "
-        f"{_count(len(report.cu_particles), 'Cu particle')}; LiH fraction {_fmt(frac, 'lih')}"),
-        (f"SEI median {_fmt(sei.median, 'x')} nm (on Li {_fmt(sei.on_li.median, 'x')},"
-        f" on LiH {_fmt(sei.on_lih.median, 'x')})"),
-    ]
-    parts += report.notes
-    return "\n".join(parts)

@@ -14,7 +14,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -23,12 +22,12 @@ from qtpy.QtWidgets import (
 
 from ..contrast import percentile_limits
 from ..errors import CryoliError, InputError
-from ..jobs import Progress
 from ..settings import spin_box_options
 from ..tomo.wbp import AXIS_ANGLES, WBPSettings
 from . import layers as L
+from .job_controls import JobControls
 from .pickers import LayerPicker
-from .worker import report_error, start_job
+from .worker import report_error
 
 if TYPE_CHECKING:
     import napari
@@ -59,7 +58,6 @@ class ReconstructWidget(QWidget):
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        self._job = None
         self._source: Image | None = None
 
         self.series_picker = LayerPicker(napari_viewer, Image, self)
@@ -88,13 +86,11 @@ class ReconstructWidget(QWidget):
         self.sirt.setSpecialValueText("off")
         self.sirt.setToolTip("SIRT-like filter equivalent to this many iterations (less streaking, "
                              "smoother); off: plain weighted back-projection")
-        self.run_button = QPushButton("Reconstruct")
-        self.run_button.setToolTip("Reconstruct in the background; adds a tomogram layer")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop the reconstruction (nothing is added)")
-        self.stop_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setToolTip("Slices reconstructed")
+        self.controls = JobControls(
+            napari_viewer, "Reconstruct",
+            start_tip="Reconstruct in the background; adds a tomogram layer",
+            stop_tip="Stop the reconstruction (nothing is added)", progress_tip="Slices reconstructed")
+        self.run_button = self.controls.start_button
 
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -112,17 +108,12 @@ class ReconstructWidget(QWidget):
         form.addRow("Radial falloff (cycles/px)", self.falloff)
         form.addRow("SIRT-like iterations", self.sirt)
         layout.addLayout(form)
-        row = QHBoxLayout()
-        row.addWidget(self.run_button)
-        row.addWidget(self.stop_button)
-        layout.addLayout(row)
-        layout.addWidget(self.progress)
+        layout.addWidget(self.controls)
         layout.addStretch(1)
 
         self.open_button.clicked.connect(self._open_dialog)
         self.angle_button.clicked.connect(self._angle_dialog)
         self.run_button.clicked.connect(self.start)
-        self.stop_button.clicked.connect(self.stop)
 
     def start(self) -> Any:
         """Reconstruct the picked tilt series in a worker; returns the job handle or None."""
@@ -147,28 +138,9 @@ class ReconstructWidget(QWidget):
             report_error(e, "Reconstruct")
             return None
         self._source = layer
-        self._job = start_job(
-            self.viewer, "Reconstruction", lambda stop: reconstruct(tilts, angles, settings, stop),
-            on_progress=self._on_progress, on_result=self.show_result, on_finish=self._on_finish,
-            owner=self,
-        )
-        if self._job is not None:
-            self.run_button.setEnabled(False)
-            self.stop_button.setEnabled(True)
-        return self._job
-
-    def stop(self) -> None:
-        if self._job is not None:
-            self._job.stop()
-
-    def _on_progress(self, p: Progress) -> None:
-        self.progress.setMaximum(max(p.total, 1))
-        self.progress.setValue(p.done)
-
-    def _on_finish(self) -> None:
-        self._job = None
-        self.run_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
+        return self.controls.run("Reconstruction",
+                                 lambda stop: reconstruct(tilts, angles, settings, stop),
+                                 on_result=self.show_result)
 
     def show_result(self, result: Reconstruction) -> None:
         if result.stopped:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QObject, Signal
@@ -24,7 +23,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QListWidget,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -35,22 +33,23 @@ from ..annotations import save_annotations
 from ..errors import CryoliError, InputError
 from ..jobs import Progress
 from ..segment.calibration import describe_intensity
+from ..segment.session import TrainingSession, history_figure
 from ..segment.training import TrainConfig
 from ..settings import default_of
 from . import layers as L
 from .annotate import autosave_location_for
 from .figures import FigurePanel
+from .job_controls import JobControls
 from .pickers import LayerPicker
-from .status import StatusLabel
 from .uncertain import UncertainRegionsPanel
-from .worker import report_error, start_job, unwrapped
+from .worker import report_error, unwrapped
 
 if TYPE_CHECKING:
     import napari
 
     from ..segment.model import SegmentationModel
     from ..segment.prediction import Prediction
-    from ..segment.training import TrainProgress, TrainResult
+    from ..segment.training import TrainResult
 
 PREDICTION = "prediction"
 UNCERTAINTY = "uncertainty"
@@ -61,7 +60,6 @@ MODEL_SIZES = {
     "small (fastest)": (4, 3),
     "large (GPU)": (32, 4),
 }
-PLOT_INTERVAL_S = 1.0
 #: What training starts from (the Train widget's "Start from").
 START_CURRENT, START_PRETRAINED, START_SCRATCH = "current", "pretrained", "scratch"
 
@@ -120,17 +118,6 @@ def warn_if_incompatible(model: SegmentationModel, image: Image, labels: Labels 
 # --- training ------------------------------------------------------------------------------------
 
 
-def _loss_figure() -> Figure:
-    fig = Figure(figsize=(5, 2.6), layout="constrained")
-    ax_loss = fig.add_subplot()
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("training loss")
-    ax_dice = ax_loss.twinx()
-    ax_dice.set_ylabel("validation Dice")
-    ax_dice.set_ylim(0, 1)
-    return fig
-
-
 class TrainWidget(QWidget):
     """Train (or fine-tune) a U-Net on an image and its sparse labels, with live feedback."""
 
@@ -139,11 +126,7 @@ class TrainWidget(QWidget):
         self.viewer = napari_viewer
         self.store = model_store(napari_viewer)
         self.result: TrainResult | None = None
-        self._job = None
-        self._steps: list[int] = []
-        self._losses: list[float] = []
-        self._val: list[tuple[int, dict[str, float]]] = []
-        self._last_plot = 0.0
+        self.session = TrainingSession()
 
         self.image_picker = LayerPicker(napari_viewer, Image, self)
         self.labels_picker = LayerPicker(napari_viewer, Labels, self, none_text="(none)")
@@ -187,17 +170,14 @@ class TrainWidget(QWidget):
         self.remove_pair_button = QPushButton("Remove")
         self.remove_pair_button.setToolTip("Drop the selected pair from the run")
         self.remove_pair_button.clicked.connect(self.remove_pair)
-        self._start_note = ""
-        self.train_button = QPushButton("Train")
-        self.train_button.setToolTip("Save the labels, then train in the background")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop after the current step and keep the best model so far")
-        self.stop_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setMaximum(1000)
-        self.progress.setToolTip("Share of the time budget (or of the steps) used")
-        self.status = StatusLabel("Paint a few strokes of each class, then press Train.")
-        self.plot = FigurePanel(_loss_figure())
+        self.controls = JobControls(
+            napari_viewer, "Train", start_tip="Save the labels, then train in the background",
+            stop_tip="Stop after the current step and keep the best model so far",
+            progress_tip="Share of the time budget (or of the steps) used",
+            status="Paint a few strokes of each class, then press Train.",
+            stopping="Stopping after this step…")
+        self.train_button, self.status = self.controls.start_button, self.controls.status
+        self.plot = FigurePanel(history_figure())
         self.plot.setToolTip("Training loss (grey) and validation Dice per class")
         self.save_button = QPushButton("Save model…")
         self.save_button.setToolTip("Write the newest model (.pt) with its classes and voxel size")
@@ -219,12 +199,7 @@ class TrainWidget(QWidget):
         row.addWidget(self.add_pair_button)
         row.addWidget(self.remove_pair_button)
         layout.addLayout(row)
-        row = QHBoxLayout()
-        row.addWidget(self.train_button)
-        row.addWidget(self.stop_button)
-        layout.addLayout(row)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
+        layout.addWidget(self.controls)
         layout.addWidget(self.plot, 1)
         row = QHBoxLayout()
         row.addWidget(self.save_button)
@@ -232,7 +207,6 @@ class TrainWidget(QWidget):
         layout.addLayout(row)
 
         self.train_button.clicked.connect(self.start)
-        self.stop_button.clicked.connect(self.stop)
         self.save_button.clicked.connect(self._save_dialog)
         self.load_button.clicked.connect(self._load_dialog)
         self.store.changed.connect(self._on_models_changed)
@@ -331,15 +305,13 @@ class TrainWidget(QWidget):
                                      checkpoint_path=checkpoint,
                                      stop=stop, more=more))
 
-        self._reset_plot()
-        self._start_note = ""
-        self._job = start_job(self.viewer, "Training", job, on_progress=self._on_progress,
-                              on_result=self._on_result, on_finish=self._on_finish, owner=self)
-        if self._job is not None:
-            self.train_button.setEnabled(False)
-            self.stop_button.setEnabled(True)
+        self.session.reset()
+        self.plot.show_figure(history_figure())
+        handle = self.controls.run("Training", job, on_progress=self._on_progress,
+                                   on_result=self._on_result)
+        if handle is not None:
             self.status.setText(f"Training… best model checkpointed to {checkpoint.name}")
-        return self._job
+        return handle
 
     def _preview_index(self, image: Image) -> int | None:
         if image.data.ndim != 3 or 0 not in self.viewer.dims.not_displayed:
@@ -347,66 +319,34 @@ class TrainWidget(QWidget):
         z = image.world_to_data(self.viewer.dims.point)[0]
         return int(np.clip(round(z), 0, image.data.shape[0] - 1))
 
-    def stop(self) -> None:
-        if self._job is not None:
-            self._job.stop()
-            self.status.setText("Stopping after this step…")
-
-    def _reset_plot(self) -> None:
-        self._steps, self._losses, self._val = [], [], []
-        self.plot.show_figure(_loss_figure())
-
     def _on_progress(self, p: Progress) -> None:
-        if p.fraction is not None:
-            self.progress.setValue(int(1000 * min(p.fraction, 1.0)))
-        if "start" in p.metrics:
-            self._start_note = p.metrics["start"][:1].upper() + p.metrics["start"][1:] + "."
-            self.status.setText(self._start_note)
-        if "start_check" in p.metrics:
-            note = p.metrics["start_check"]["note"]
-            self._start_note = "\n".join(filter(None, [self._start_note,
-                                                       note[:1].upper() + note[1:] + "."]))
-            self.status.setText(self._start_note)
-            if p.metrics["start_check"]["wrong"]:
-                show_warning(note[:1].upper() + note[1:] + ".")
-        step = getattr(p, "step", None)
-        if step is None:
-            return
-        self._steps.append(p.step)
-        self._losses.append(p.loss)
-        if p.val_dice:
-            self._val.append((p.step, dict(p.val_dice)))
-        self.status.setText("\n".join(filter(None, [self._start_note, _status_text(p)])))
-        if p.preview is not None:
-            self._show_preview(p.preview)
-        if time.monotonic() - self._last_plot >= PLOT_INTERVAL_S or p.val_dice:
+        update = self.session.update(p)
+        if update.status is not None:
+            self.status.setText(update.status)
+        if update.warning is not None:
+            show_warning(update.warning)
+        if update.preview is not None:
+            self._show_preview(update.preview)
+        if update.redraw:
             self._draw_plot()
 
     def _draw_plot(self) -> None:
-        self._last_plot = time.monotonic()
-        ax_loss, ax_dice = self.plot.figure.axes
-        ax_loss.clear()
-        ax_loss.plot(self._steps, self._losses, color="0.4", lw=0.8, label="loss")
-        ax_loss.set_xlabel("step")
-        ax_loss.set_ylabel("training loss")
-        ax_dice.clear()
-        ax_dice.yaxis.tick_right()  # clear() forgets that this is the twin on the right
-        ax_dice.yaxis.set_label_position("right")
-        ax_dice.set_ylim(0, 1)
-        ax_dice.set_ylabel("validation Dice")
-        if self._val:
-            steps = [s for s, _ in self._val]
-            names = sorted({n for _, d in self._val for n in d})
-            for name in names:
-                ax_dice.plot(steps, [d.get(name, np.nan) for _, d in self._val], marker=".",
-                             lw=1, label=name, color=_class_color(self, name))
-            ax_dice.legend(loc="lower right", fontsize=7, ncols=3)
+        self.session.draw(self.plot.figure, self._class_color)
         self.plot.canvas.draw_idle()
+
+    def _class_color(self, name: str) -> Any:
+        labels = self.labels_picker.layer()
+        ontology = L.layer_ontology(labels) if labels is not None else None
+        if ontology is not None and name in ontology.names:
+            return ontology.classes[ontology.names.index(name)].color
+        return None
 
     def _show_preview(self, plane: np.ndarray) -> None:
         image, z = self._preview_grid
         data = plane[np.newaxis].astype(np.uint8)
         translate = np.asarray(image.translate) + np.array([z, 0, 0]) * np.asarray(image.scale)
+        # The layer stays after a run and is reused by the next: adding or removing a layer
+        # stalls napari for about half a second.
         if PREVIEW in self.viewer.layers:
             layer = self.viewer.layers[PREVIEW]
             layer.data = data
@@ -425,20 +365,7 @@ class TrainWidget(QWidget):
         mean = np.mean(list(best.values())) if best else float("nan")
         stamp = time.strftime("%H:%M")
         name = self.store.add(f"trained {stamp} (val Dice {mean:.2f})", result.model)
-        what = "Stopped" if result.stopped else "Trained"
-        self.status.setText("\n".join(filter(None, [
-            self._start_note,
-            f"{what} after {result.summary.get('steps', 0)} steps: '{name}' is ready for Predict.",
-            f"best validation Dice {_dice_text(best)}" if best else "",
-            f"Grey levels: {describe_intensity(result.model.normalisation.to_dict())}",
-        ])))
-
-    def _on_finish(self) -> None:
-        self._job = None
-        self.train_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
-        # The preview stays (the last one the model made); the next run reuses the layer, since
-        # adding or removing a layer stalls napari for about half a second.
+        self.status.setText(self.session.finished_text(result, name))
 
     def save_model(self, path: str | Path) -> None:
         latest = self.store.latest
@@ -463,25 +390,6 @@ class TrainWidget(QWidget):
             load_model_into_store(self.viewer, path)
 
 
-def _class_color(widget: TrainWidget, name: str):
-    labels = widget.labels_picker.layer()
-    ontology = L.layer_ontology(labels) if labels is not None else None
-    if ontology is not None and name in ontology.names:
-        return ontology.classes[ontology.names.index(name)].color
-    return None
-
-
-def _dice_text(dice: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.2f}" for k, v in dice.items())
-
-
-def _status_text(p: TrainProgress) -> str:
-    text = f"step {p.step}  loss {p.loss:.3f}  {p.elapsed_s:.0f} s"
-    if p.val_dice:
-        text += f"\nvalidation Dice: {_dice_text(p.val_dice)}"
-    return text
-
-
 # --- prediction ----------------------------------------------------------------------------------
 
 
@@ -492,7 +400,6 @@ class PredictWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.store = model_store(napari_viewer)
-        self._job = None
         self._image: Image | None = None
         self._model: SegmentationModel | None = None
         self._model_name = ""
@@ -505,15 +412,12 @@ class PredictWidget(QWidget):
         self.load_button.setToolTip("Load a model file (.pt)")
         self.tta = QCheckBox("Flip test-time augmentation (slower, smoother)")
         self.tta.setToolTip("Average the predictions of mirrored copies: 8 times the work")
-        self.predict_button = QPushButton("Predict")
-        self.predict_button.setToolTip("Segment the whole tomogram in the background; adds the "
-                                       "prediction and uncertainty layers")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop the prediction (nothing is added)")
-        self.stop_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setToolTip("Tiles predicted")
-        self.status = StatusLabel()
+        self.controls = JobControls(
+            napari_viewer, "Predict", start_tip="Segment the whole tomogram in the background; "
+            "adds the prediction and uncertainty layers",
+            stop_tip="Stop the prediction (nothing is added)", progress_tip="Tiles predicted",
+            status="")
+        self.predict_button, self.status = self.controls.start_button, self.controls.status
         self.target_picker = LayerPicker(napari_viewer, Labels, self)
         self.target_picker.setToolTip("The labels layer to copy the prediction into and correct")
         self.copy_scope = QComboBox()
@@ -534,12 +438,7 @@ class PredictWidget(QWidget):
         form.addRow("Model", row)
         layout.addLayout(form)
         layout.addWidget(self.tta)
-        row = QHBoxLayout()
-        row.addWidget(self.predict_button)
-        row.addWidget(self.stop_button)
-        layout.addLayout(row)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
+        layout.addWidget(self.controls)
         correct = QFormLayout()
         correct.addRow("Correct in", self.target_picker)
         correct.addRow("Copy", self.copy_scope)
@@ -550,7 +449,6 @@ class PredictWidget(QWidget):
 
         self.load_button.clicked.connect(self._load_dialog)
         self.predict_button.clicked.connect(self.start)
-        self.stop_button.clicked.connect(self.stop)
         self.copy_button.clicked.connect(self.copy_prediction)
         self.store.changed.connect(self._refresh_models)
         self._refresh_models()
@@ -581,29 +479,9 @@ class PredictWidget(QWidget):
         voxel = L.voxel_size_nm(image)
         self._image, self._model = image, model
         self._model_name = self.model_box.currentText()
-        self._job = start_job(self.viewer, "Prediction",
-                              lambda stop: predict(data, model, config, voxel_size_nm=voxel,
-                                                   stop=stop),
-                              on_progress=self._on_progress, on_result=self.show_result,
-                              on_finish=self._on_finish, owner=self)
-        if self._job is not None:
-            self.predict_button.setEnabled(False)
-            self.stop_button.setEnabled(True)
-        return self._job
-
-    def stop(self) -> None:
-        if self._job is not None:
-            self._job.stop()
-
-    def _on_progress(self, p: Progress) -> None:
-        self.progress.setMaximum(max(p.total, 1))
-        self.progress.setValue(p.done)
-        self.status.setText(p.message)
-
-    def _on_finish(self) -> None:
-        self._job = None
-        self.predict_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
+        return self.controls.run(
+            "Prediction", lambda stop: predict(data, model, config, voxel_size_nm=voxel, stop=stop),
+            on_progress=lambda p: self.status.setText(p.message), on_result=self.show_result)
 
     def show_result(self, prediction: Prediction) -> None:
         if prediction.stopped or prediction.labels is None:
