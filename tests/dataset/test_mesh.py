@@ -16,10 +16,12 @@ H = (2.0, 1.5, 1.25)  # anisotropic voxels (z, y, x) in nm
 ORIGIN = (30.0, -12.0, 7.5)  # nm
 
 
-def face_distance(vertices_A: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def face_distance(vertices_A: np.ndarray, mask: np.ndarray, voxel_size_nm=H,
+                  origin_nm=ORIGIN) -> np.ndarray:
     """Distance (in voxels) of each vertex to the label surface: the voxel faces between a voxel
     of ``mask`` and one outside it (or the volume's outside). Computed here, not by the code
-    under test: each face is a unit square; the nearest of the 16 nearest face centres wins."""
+    under test: each face is a unit square; the nearest of the 16 nearest face centres wins.
+    (``benchmarks/mesh_speed.py`` measures its meshes with it too.)"""
     from scipy.spatial import cKDTree
 
     padded = np.pad(mask, 1)
@@ -32,7 +34,7 @@ def face_distance(vertices_A: np.ndarray, mask: np.ndarray) -> np.ndarray:
         centres.append(idx - 1)
         normals.append(np.full(len(idx), axis))
     centres, normals = np.concatenate(centres), np.concatenate(normals)
-    zyx = (vertices_A[:, ::-1] / 10.0 - np.asarray(ORIGIN)) / np.asarray(H)
+    zyx = (vertices_A[:, ::-1] / 10.0 - np.asarray(origin_nm)) / np.asarray(voxel_size_nm)
     _, near = cKDTree(centres).query(zyx, k=16)
     d = zyx[:, None, :] - centres[near]
     axis = normals[near]

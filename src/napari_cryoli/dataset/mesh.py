@@ -1,8 +1,9 @@
 """Meshes of a segmentation for ChimeraX and Amira: one per class, in Å, on the map's grid.
 
 Each class is cut out of the labels by marching cubes (scikit-image) at the voxel faces, smoothed
-with Taubin's filter (which does not shrink) and decimated by quadric edge collapse to a target
-size (trimesh, with fast-simplification); vertices are (x, y, z) in Å including the MRC origin,
+with Taubin's filter (which does not shrink; one sparse matrix product per pass) and decimated by
+quadric edge collapse to a target size (fast-simplification, the decimator trimesh wraps); both
+work in voxel units, then vertices become (x, y, z) in Å including the MRC origin,
 the frame ChimeraX and Amira put the map in. Li and LiH vertices carry the SEI thickness (nm) of
 the nearest measured metal-surface point, as a colour and as a ``_thickness_nm`` attribute in GLB.
 """
@@ -26,6 +27,11 @@ THICKNESS_COLORMAP = "viridis"
 
 #: Formats by suffix; GLB holds every class (and the colours) in one file, the others one each.
 FORMATS = (".glb", ".obj", ".stl")
+
+#: fast-simplification's aggressiveness (0 careful and slow, 10 fast): its default is 7; on the
+#: benchmark volume 8 decimates 15 % faster with the same distance to the label surface, while
+#: 10 brings vertices past half a voxel (``benchmarks/mesh_speed.py``).
+DECIMATION_AGGRESSION = 8.0
 
 
 @dataclass(frozen=True)
@@ -166,14 +172,49 @@ def class_mesh(labels: np.ndarray, class_id: int, voxel_size_nm: Sequence[float]
     box = _box(labels, class_id)
     mask = np.pad(np.asarray(labels[box]) == class_id, 1).astype(np.float32)
     verts, faces, _, _ = marching_cubes(mask, 0.5, allow_degenerate=False)
+    del mask
+    verts = taubin(verts, faces, config.smooth_iterations)
+    if len(faces) > config.target_faces:
+        verts, faces = decimate(verts, faces, config.target_faces)
     corner = np.array([s.start - 1 for s in box], float)
     zyx_nm = (verts + corner) * np.asarray(voxel_size_nm) + np.asarray(origin_nm)
-    mesh = trimesh.Trimesh(zyx_nm[:, ::-1] * 10.0, faces[:, ::-1], process=False)
-    if config.smooth_iterations:
-        trimesh.smoothing.filter_taubin(mesh, iterations=config.smooth_iterations)
-    if len(mesh.faces) > config.target_faces:
-        mesh = mesh.simplify_quadric_decimation(face_count=config.target_faces)
-    return mesh
+    return trimesh.Trimesh(zyx_nm[:, ::-1] * 10.0, faces[:, ::-1], process=False)
+
+
+def taubin(vertices: np.ndarray, faces: np.ndarray, iterations: int, lamb: float = 0.5,
+           nu: float = 0.5) -> np.ndarray:
+    """Taubin's smoothing (a Laplacian step of ``lamb``, then one back of ``nu``, alternating;
+    trimesh's ``filter_taubin`` with equal weights) as one sparse matrix product per pass.
+
+    The neighbours of a vertex are read off the faces' directed edges, which on the closed
+    surfaces of marching cubes name every edge once in each direction.
+    """
+    from scipy import sparse
+
+    out = np.array(vertices, np.float32)
+    if iterations == 0 or len(faces) == 0:
+        return out
+    n = len(out)
+    to = np.asarray(faces)[:, [1, 2, 0]].ravel()
+    adjacency = sparse.csr_matrix((np.ones(to.size, np.float32), (np.asarray(faces).ravel(), to)),
+                                  shape=(n, n))
+    adjacency.data[:] = 1.0  # an edge met twice (a non-manifold fan) still counts once
+    degree = np.asarray(adjacency.sum(axis=1), np.float32).ravel()
+    mean = sparse.diags(1.0 / np.maximum(degree, 1.0)) @ adjacency
+    for k in range(iterations):
+        step = mean @ out - out
+        out += lamb * step if k % 2 == 0 else -nu * step
+    return out
+
+
+def decimate(vertices: np.ndarray, faces: np.ndarray, target_faces: int,
+             aggression: float = DECIMATION_AGGRESSION) -> tuple[np.ndarray, np.ndarray]:
+    """Quadric edge collapse to about ``target_faces`` (fast-simplification)."""
+    import fast_simplification
+
+    verts, out = fast_simplification.simplify(np.asarray(vertices, np.float64), faces,
+                                              target_count=int(target_faces), agg=aggression)
+    return verts, out.astype(np.int64)
 
 
 def _box(labels: np.ndarray, class_id: int) -> tuple[slice, ...]:
