@@ -96,11 +96,18 @@ def _nm(values) -> str:
 
 
 def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
+    from .dataset.zarr import staged_as_mrc
+
+    with staged_as_mrc(args.out) as labels_path:  # an .ome.zarr out: streamed via an MRC
+        return _predict(args, labels_path, stop)
+
+
+def _predict(args: argparse.Namespace, labels_path: Path, stop: threading.Event) -> int:
     from .classes import DEFAULT_ONTOLOGY
     from .io import read_mrc
     from .segment import PredictConfig, PredictOutputs, SegmentationModel, predict
 
-    _check_outputs(args.out, args.probabilities, args.uncertainty)
+    _check_outputs(labels_path, args.probabilities, args.uncertainty)
     image = read_mrc(args.tomogram)
     if image.kind != "volume":
         raise InputError(f"{args.tomogram.name} is not a 3D volume")
@@ -108,7 +115,7 @@ def _cmd_predict(args: argparse.Namespace, stop: threading.Event) -> int:
     warnings = model.compatibility_warnings(DEFAULT_ONTOLOGY, image.voxel_size_nm)
     for note in (*image.warnings, *warnings):
         print(f"note: {note}", file=sys.stderr)
-    outputs = PredictOutputs(labels=args.out, probabilities=args.probabilities,
+    outputs = PredictOutputs(labels=labels_path, probabilities=args.probabilities,
                              uncertainty=args.uncertainty, voxel_size_nm=image.voxel_size_nm,
                              origin_nm=image.origin_nm)
     pooling = {} if args.phase_sigma_nm is None else {"phase_sigma_nm": args.phase_sigma_nm}
@@ -293,7 +300,8 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("tomogram", type=Path)
     p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, help="segmentation to write (.mrc)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="segmentation to write (.mrc, or .ome.zarr: OME-Zarr, opened lazily)")
     p.add_argument("--probabilities", type=Path,
                    help="per-class probabilities, float16: P.mrc writes P_<class>.mrc per class")
     p.add_argument("--uncertainty", type=Path, help="uncertainty map (.mrc)")

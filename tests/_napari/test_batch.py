@@ -93,3 +93,34 @@ def test_ome_zarr_prediction_opens_lazily_in_napari(make_napari_viewer, tmp_path
     np.testing.assert_allclose(layer.data_to_world((1, 1, 1)), (12.0, 21.5, -28.5))
     assert np.array_equal(np.asarray(layer.data[0]), labels)
     assert np.array_equal(np.asarray(layer.data[1]), labels[::2, ::2, ::2])
+
+
+def test_predict_to_ome_zarr_from_the_command_line_opens_lazily(make_napari_viewer, two_tomograms,
+                                                               tmp_path, capsys):
+    """``predict --out X.ome.zarr``: the same labels as the MRC output, the tomogram's voxel size
+    and origin, no staging file left behind; napari opens it as a lazy pyramid."""
+    pytest.importorskip("napari_ome_zarr")  # Python 3.11 or later
+    import dask.array as da
+
+    from napari_cryoli.cli import main
+    from napari_cryoli.segment.pretrained import pretrained_path
+
+    model = pretrained_path()
+    if model is None:
+        pytest.skip("the shipped model is not installed")
+    tomogram = two_tomograms[1]
+    image = read_mrc(tomogram)
+    args = ["predict", str(tomogram), "--model", str(model), "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "seg.mrc")]) == 0
+    assert main([*args, "--out", str(tmp_path / "seg.ome.zarr")]) == 0
+    assert main([*args, "--out", str(tmp_path / "seg.ome.zarr")]) == 0  # replaces the store
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.mrc", "seg.ome.zarr"]
+    expected = np.asarray(read_mrc(tmp_path / "seg.mrc").data)
+    viewer = make_napari_viewer()
+    layer = viewer.open(tmp_path / "seg.ome.zarr", plugin="napari-ome-zarr")[0]
+    full = layer.data[0] if layer.multiscale else layer.data  # 32 voxels deep: one level
+    assert isinstance(full, da.Array)  # lazy: read chunk by chunk
+    np.testing.assert_allclose(layer.scale, image.voxel_size_nm)
+    np.testing.assert_allclose(layer.data_to_world((0, 0, 0)), image.origin_nm)
+    assert np.array_equal(np.asarray(full), expected)

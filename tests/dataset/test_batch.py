@@ -320,3 +320,18 @@ def test_ctrl_c_stops_cleanly(tiny_series, model_path, tmp_path):
     assert "not run; wrote" in err
     rows = _table(out / "dataset.csv")
     assert {r["status"] for r in rows} <= {"done", "not run"} and len(rows) >= 4
+
+
+def _worker_settings() -> tuple:
+    import torch
+
+    return torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS"), os.environ.get(
+        "MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_workers_run_one_thread_with_glibc_defaults(client):
+    """One torch thread per worker process; dask's malloc trim setting, which made each task
+    half as slow again, is not passed on."""
+    settings = client.run(_worker_settings)
+    assert len(settings) == 2
+    assert set(settings.values()) == {(1, "1", None)}

@@ -66,3 +66,25 @@ def test_memory_stays_bounded_whatever_the_volume(tmp_path):
         assert int(levels[0][nz - 1, 5, 5].compute()) == (nz - 1) % 6
     assert peaks[1] < 1.5 * peaks[0], peaks
     assert peaks[1] < 0.75 * 256 * 512 * 512, peaks  # under the volume's 64 MiB
+
+
+def test_staged_mrc_becomes_the_store_or_nothing(tmp_path):
+    from napari_cryoli.dataset.zarr import staged_as_mrc
+
+    assert not any(tmp_path.iterdir())
+    with staged_as_mrc(tmp_path / "seg.mrc") as path:
+        assert path == tmp_path / "seg.mrc"  # an MRC output is written where asked
+    labels = np.zeros((40, 48, 56), np.uint8)
+    labels[5:30, 10:40, 20:50] = 2
+    with staged_as_mrc(tmp_path / "seg.ome.zarr") as path:
+        assert path.parent == tmp_path and path.name.startswith(".seg.ome.zarr")
+        write_mrc(path, labels, voxel_size_nm=(2.0, 1.5, 1.5), origin_nm=(1, 2, 3), labels=True)
+    levels, meta = read_ome_zarr(tmp_path / "seg.ome.zarr")
+    assert np.array_equal(levels[0].compute(), labels)
+    assert meta == {"scale": [2.0, 1.5, 1.5], "translate": [1.0, 2.0, 3.0]}
+    with staged_as_mrc(tmp_path / "stopped.ome.zarr"):
+        pass  # a stopped prediction writes nothing: no store either
+    with pytest.raises(RuntimeError), staged_as_mrc(tmp_path / "failed.ome.zarr") as path:
+        write_mrc(path, labels, voxel_size_nm=(1, 1, 1), labels=True)
+        raise RuntimeError
+    assert [p.name for p in tmp_path.iterdir()] == ["seg.ome.zarr"]

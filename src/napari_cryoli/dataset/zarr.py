@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +120,44 @@ def _replace_folder(new: Path, path: Path) -> None:
     os.replace(new, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def is_ome_zarr(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an OME-Zarr store (``.zarr``, e.g. ``seg.ome.zarr``)."""
+    return Path(path).suffix.lower() == ".zarr"
+
+
+@contextmanager
+def staged_as_mrc(out: str | os.PathLike) -> Iterator[Path]:
+    """Where to stream a segmentation that is to end up at ``out``.
+
+    For an MRC ``out``, ``out`` itself. For an OME-Zarr ``out``, a hidden MRC next to it: the
+    block streams into it (in bounded memory, as for any MRC), then it is copied chunk by chunk
+    into the store (voxel size and origin from its header) and removed. A block that wrote
+    nothing (stopped) leaves nothing; one that raised leaves no store and no MRC.
+    """
+    out = Path(out)
+    if not is_ome_zarr(out):
+        yield out
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("ome_zarr") is None:
+        raise InputError("OME-Zarr output needs the ome-zarr package (Python 3.11 or later): "
+                         "pip install ome-zarr")
+    staged = out.with_name(f".{out.name}.{secrets.token_hex(4)}.mrc")
+    try:
+        yield staged
+        if staged.exists():
+            from ..io import read_mrc
+
+            volume = read_mrc(staged)
+            write_ome_zarr(out, volume.data, voxel_size_nm=volume.voxel_size_nm,
+                           origin_nm=volume.origin_nm, labels=True)
+            del volume
+    finally:
+        with suppress(FileNotFoundError):
+            staged.unlink()
 
 
 def zarr_shape(path: str | os.PathLike) -> tuple[int, ...]:
