@@ -44,10 +44,11 @@ import numpy as np
 
 from ..classes import DEFAULT_ONTOLOGY
 from ..errors import CryoliError, InputError
-from ..jobs import Job, Progress, run_job, stop_requested
+from ..jobs import Job, Progress, run_job
+from .loop import StepLoop, state_copy
 from .model import Normalisation, SegmentationModel, cpu_math, resolve_device
 from .sampling import ACROSS_TOMOGRAMS, Jitter, augment, read_box
-from .training import TrainConfig, _learning_rate, _state_copy, _update_ema, sparse_loss
+from .training import TrainConfig, sparse_loss
 
 if TYPE_CHECKING:
     from ..tomo.phantom import Phantom, PhantomSpec
@@ -308,40 +309,26 @@ def pretrain(
         pool: deque[_Sample] = deque(stream.get(wait=True) for _ in range(config.pool_size))
         yield Progress(0, 0, f"{len(pool)} phantoms simulated")
 
-        step = 0
         history: list[dict] = []
         losses: list[float] = []
+        loop = StepLoop(net, opt, config.lr, budget_s, config.max_steps, warmup=config.warmup,
+                        ema_net=ema_net, ema=config.ema, stop=stop, started=started)
+        weights = torch.ones(len(ontology), device=device)
 
-        def fraction() -> float:
-            f = 0.0
-            if budget_s is not None:
-                f = max(f, (time.perf_counter() - started) / budget_s)
-            if config.max_steps is not None:
-                f = max(f, step / config.max_steps)
-            return f
-
-        stopped = False
-        while fraction() < 1.0:
-            if stop_requested(stop):
-                stopped = True
-                break
-            for group in opt.param_groups:
-                group["lr"] = _learning_rate(config.lr, step, fraction(), warmup=config.warmup)
+        def batch():
             xs, ts = [], []
             for _ in range(config.batch_size):
                 x, t = _patch(pool[int(rng.integers(len(pool)))], config.patch_size,
                               config.random_patch_fraction, rng, jitter)
                 xs.append(x)
                 ts.append(t)
-            x = torch.from_numpy(np.stack(xs)[:, None]).to(device)
-            t = torch.from_numpy(np.stack(ts)).to(device)
-            loss = sparse_loss(net(x), t, torch.ones(len(ontology), device=device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            _update_ema(ema_net, net, min(config.ema, (1 + step) / (10 + step)))
-            losses.append(float(loss.detach()))
+            return (torch.from_numpy(np.stack(xs)[:, None]).to(device),
+                    torch.from_numpy(np.stack(ts)).to(device))
+
+        step = 0
+        for loss_value in loop.run(batch, lambda logits, x, t: sparse_loss(logits, t, weights)):
+            step = loop.step
+            losses.append(loss_value)
             if step % config.refresh_every == 0:
                 # With workers, as many new phantoms as are ready (never waiting for one).
                 while (sample := stream.get(wait=config.workers == 0)) is not None:
@@ -351,7 +338,7 @@ def pretrain(
                         break
             metrics: dict[str, Any] = {"step": step, "loss": float(np.mean(losses[-50:])),
                                        "lr": opt.param_groups[0]["lr"]}
-            last = fraction() >= 1.0
+            last = loop.fraction() >= 1.0
             if step % config.eval_every == 0 or last:
                 snapshot = _model_with(model, ema_net)
                 metrics["validation"] = [_dense_scores(snapshot, *v) for v in val]
@@ -363,9 +350,10 @@ def pretrain(
                     snapshot.save(checkpoint_path)
                     if config.keep_checkpoints:
                         snapshot.save(step_checkpoint(checkpoint_path, step))
-            done = int(1000 * min(fraction(), 1.0))
+            done = int(1000 * min(loop.fraction(), 1.0))
             yield Progress(done, 1000, f"step {step} loss {metrics['loss']:.3f}", metrics)
 
+        stopped = loop.stopped
         stream.close()
         sim_s = stream.seconds
         result = _model_with(model, ema_net)
@@ -418,7 +406,7 @@ def _dice(pred: np.ndarray, truth: np.ndarray, class_id: int) -> float:
 
 def _model_with(model: SegmentationModel, network) -> SegmentationModel:
     net = copy.deepcopy(model.network)
-    net.load_state_dict(_state_copy(network))
+    net.load_state_dict(state_copy(network))
     return SegmentationModel(net.eval(), ontology=model.ontology,
                              normalisation=model.normalisation, voxel_size_nm=model.voxel_size_nm,
                              patch_size=model.patch_size)

@@ -21,8 +21,9 @@ import numpy as np
 
 from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology, count_voxels
 from ..errors import InputError
-from ..jobs import Job, Progress, stop_requested
+from ..jobs import Job, Progress
 from .calibration import calibrate
+from .loop import StepLoop, state_copy
 from .model import Normalisation, SegmentationModel, resolve_device, with_cpu_math
 from .prediction import check_volume
 from .resample import needs_resampling, to_working_grid
@@ -350,22 +351,16 @@ def _train_steps(
                                 "val_mean": []}
     best_mean, best_dice, best_step, best_state = -1.0, {}, 0, None
     evals_since_best = 0
-    stopped = early_stopped = False
+    early_stopped = False
     step = 0
     last_preview = -np.inf
     preview_cost = 0.0
     budget_s = None if config.minutes is None else config.minutes * 60.0
+    loop = StepLoop(net, opt, lr, budget_s, config.max_steps, ema_net=ema_net,
+                    ema=config.ema or 0.0, stop=stop, started=started)
 
     def evaluated() -> SegmentationModel:
         return model if ema_net is None else _with_network(model, ema_net)
-
-    def fraction_done(elapsed: float) -> float:
-        f = 0.0
-        if budget_s is not None:
-            f = max(f, elapsed / budget_s)
-        if config.max_steps is not None:
-            f = max(f, step / config.max_steps)
-        return f
 
     if init is not None and len(val_set) and len(held_out) >= 2:
         # The starting model's score, for comparison. It is not a candidate: the few held-out
@@ -377,30 +372,19 @@ def _train_steps(
         history["val_dice"].append(val_dice)
         history["val_mean"].append(float(np.mean(list(val_dice.values()))))
 
-    while True:
-        elapsed = time.perf_counter() - started
-        if stop_requested(stop):
-            stopped = True
-            break
-        frac = fraction_done(elapsed)
-        if frac >= 1.0:
-            break
-        for group in opt.param_groups:
-            group["lr"] = _learning_rate(lr, step, frac)
+    def batch():
         x, t = _batch(volumes, patch, config.batch_size, config.jitter, rng)
-        x, t = torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)
-        logits = net(x)
+        return torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)
+
+    def loss_of(logits, x, t):
         loss = sparse_loss(logits, t, class_weights, config.dice_weight)
         if teacher is not None:
             loss = loss + keep_weight * keep_loss(logits, teacher, x, t)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        if ema_net is not None:
-            _update_ema(ema_net, net, min(config.ema, (1 + step) / (10 + step)))
+        return loss
+
+    for loss_value in loop.run(batch, loss_of):
+        step = loop.step
         history["step"].append(step)
-        loss_value = float(loss.detach())
         history["loss"].append(loss_value)
 
         val_dice: dict[str, float] = {}
@@ -418,7 +402,7 @@ def _train_steps(
             evals_since_best = 0 if improved else evals_since_best + 1
             if improved or mean == best_mean:
                 best_mean, best_dice, best_step = mean, val_dice, step
-                best_state = _state_copy(evaluated().network)
+                best_state = state_copy(evaluated().network)
                 if checkpoint_path is not None:
                     _snapshot(model, best_state, summary=None).save(checkpoint_path)
             if config.patience is not None and evals_since_best >= config.patience:
@@ -445,7 +429,7 @@ def _train_steps(
         done, total = ((int(elapsed), int(budget_s)) if budget_s is not None
                        else (step, int(config.max_steps or 0)))
         if budget_s is not None and config.max_steps is not None:
-            done, total = int(1000 * fraction_done(elapsed)), 1000
+            done, total = int(1000 * loop.fraction()), 1000
         yield TrainProgress(
             done=min(done, total), total=total,
             message=f"step {step} loss {loss_value:.3f}"
@@ -454,8 +438,9 @@ def _train_steps(
         )
         if early_stopped:
             break
+    stopped = loop.stopped
 
-    final_state = best_state if best_state is not None else _state_copy(evaluated().network)
+    final_state = best_state if best_state is not None else state_copy(evaluated().network)
     seconds = time.perf_counter() - started
     summary = {
         "steps": step,
@@ -587,12 +572,6 @@ def _class_weights(counts: np.ndarray) -> np.ndarray:
     return np.clip(w, 0.1, 10.0)
 
 
-def _learning_rate(base: float, step: int, fraction: float, warmup: int = 20) -> float:
-    """Linear warm-up over the first steps, then cosine decay to 5 % over the budget."""
-    ramp = min(1.0, (step + 1) / warmup)
-    return base * ramp * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(fraction, 1.0))))
-
-
 def _validate(network, val_set, ontology: Ontology, device: str) -> dict[str, float]:
     """Dice per painted class over the held-out voxels (unpainted voxels do not count)."""
     import torch
@@ -610,24 +589,6 @@ def _validate(network, val_set, ontology: Ontology, device: str) -> dict[str, fl
             true_n += np.bincount(g, minlength=n)
     return {ontology.classes[c].name: float(2 * inter[c] / (pred_n[c] + true_n[c]))
             for c in range(n) if true_n[c] > 0}
-
-
-def _update_ema(ema_net, net, decay: float) -> None:
-    """Average weights and batch-norm statistics alike: averaged weights with the live network's
-    statistics do not match, which showed as a collapsed class at a high learning rate."""
-    import torch
-
-    with torch.no_grad():
-        torch._foreach_lerp_(list(ema_net.parameters()), list(net.parameters()), 1.0 - decay)
-        for eb, b in zip(ema_net.buffers(), net.buffers()):
-            if eb.dtype.is_floating_point:
-                eb.lerp_(b, 1.0 - decay)
-            else:
-                eb.copy_(b)
-
-
-def _state_copy(network) -> dict:
-    return {k: v.detach().clone() for k, v in network.state_dict().items()}
 
 
 def _with_network(model: SegmentationModel, network) -> SegmentationModel:
