@@ -273,7 +273,7 @@ def _train_options(p: argparse.ArgumentParser) -> None:
                    help="a tomogram (.mrc/.rec) and its sparse labels (.mrc, 0 = not annotated); "
                    "repeat the pair to train on several tomograms in one run")
     p.add_argument("--out", type=Path, required=True, help="model file to write (.pt)")
-    add_argument(p, TrainConfig, "minutes", help="training time budget")
+    add_argument(p, TrainConfig, "minutes")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--init", type=Path, help="start from this model (fine-tuning)")
     start.add_argument("--from-scratch", action="store_true",
@@ -281,16 +281,11 @@ def _train_options(p: argparse.ArgumentParser) -> None:
                        "tomograms")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     add_argument(p, TrainConfig, "seed")
-    add_argument(p, TrainConfig, "max_steps", help="stop after this many steps")
-    add_argument(p, TrainConfig, "intensity", choices=("percentiles", "calibrated"),
-                 help="grey levels for the network: percentiles of the whole volume, or "
-                 "calibrated on vacuum and Li metal (applied the same way to every tomogram "
-                 "the model segments; docs/segmentation.md)")
+    add_argument(p, TrainConfig, "max_steps")
+    add_argument(p, TrainConfig, "intensity")
     # None: the network shape of TrainConfig (which the pre-trained model has).
-    add_argument(p, TrainConfig, "base_channels", default=None,
-                 help="network width; another width starts from scratch")
-    add_argument(p, TrainConfig, "depth", default=None,
-                 help="network levels; another depth starts from scratch")
+    add_argument(p, TrainConfig, "base_channels", default=None)
+    add_argument(p, TrainConfig, "depth", default=None)
 
 
 def _predict_options(p: argparse.ArgumentParser) -> None:

@@ -35,7 +35,7 @@ from ..jobs import Progress
 from ..segment.calibration import describe_intensity
 from ..segment.session import TrainingSession, history_figure
 from ..segment.training import TrainConfig
-from ..settings import default_of
+from ..settings import spin_box_options
 from . import layers as L
 from .annotate import autosave_location_for
 from .figures import FigurePanel
@@ -136,13 +136,10 @@ class TrainWidget(QWidget):
         self.size.addItems(list(MODEL_SIZES))
         self.size.setToolTip("Network width and depth: standard is the pre-trained network; "
                              "small trains fastest; large needs a GPU")
-        self.minutes = QDoubleSpinBox(decimals=1, minimum=0.1, maximum=600.0,
-                                      value=default_of(TrainConfig, "minutes"))
+        self.minutes = QDoubleSpinBox(decimals=1, **spin_box_options(TrainConfig, "minutes"))
         self.minutes.setSuffix(" min")
-        self.minutes.setToolTip("Training stops after this long and keeps the best model")
-        self.max_steps = QSpinBox(minimum=0, maximum=1_000_000, value=0)
+        self.max_steps = QSpinBox(**{**spin_box_options(TrainConfig, "max_steps"), "value": 0})
         self.max_steps.setSpecialValueText("until the time is up")
-        self.max_steps.setToolTip("Stop after this many training steps (or when the time is up)")
         self.start_from = QComboBox()
         self.start_from.setToolTip(
             "Pre-trained: fine-tune the network trained on simulated tomograms (best with few "

@@ -22,6 +22,7 @@ import numpy as np
 from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology, count_voxels
 from ..errors import InputError
 from ..jobs import Job, Progress
+from ..settings import setting
 from .calibration import calibrate
 from .loop import StepLoop, state_copy
 from .model import Normalisation, SegmentationModel, resolve_device, with_cpu_math
@@ -62,18 +63,20 @@ class TrainConfig:
     them); a model keeps its mapping and applies it to every tomogram it segments.
     """
 
-    base_channels: int = 8
-    depth: int = 4
+    base_channels: int = setting(8, "network width (channels of the first level); another width starts from scratch", minimum=1)
+    depth: int = setting(4, "network levels; another depth starts from scratch", minimum=1, maximum=6)
     smoothing_sigmas: tuple[float, ...] = (1.0, 2.5)
     patch_size: int = 48
     batch_size: int = 2
-    minutes: float | None = 5.0
-    max_steps: int | None = None
+    minutes: float | None = setting(
+        5.0, "training time budget in minutes: training stops after this long and keeps the best "
+        "model", minimum=0.1, maximum=600.0)
+    max_steps: int | None = setting(None, "stop after this many training steps (or when the time is up)", minimum=0, maximum=1_000_000)
     lr: float | None = None
     weight_decay: float = 1e-4
     dice_weight: float = 1.0
     ema: float | None = 0.99
-    seed: int = 0
+    seed: int = setting(0, "random seed of the weights and of the patches drawn")
     device: str = "auto"
     val_fraction: float = 0.15
     eval_every: int = 25
@@ -83,7 +86,10 @@ class TrainConfig:
     freeze_norm: bool = True
     adapt_wrong_start: bool = True
     jitter: Jitter = WITHIN_TOMOGRAM
-    intensity: str = "percentiles"
+    intensity: str = setting(
+        "percentiles", "grey levels for the network: percentiles of the whole volume, or "
+        "calibrated on vacuum and Li metal (applied the same way to every tomogram the model "
+        "segments; docs/segmentation.md)", choices=("percentiles", "calibrated"))
     preview_z: int | None = None
     preview_every_s: float = 5.0
 
