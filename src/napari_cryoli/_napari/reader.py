@@ -1,9 +1,12 @@
-"""napari reader hook for the MRC family (.mrc .rec .map .st .ali .mrcs, also .gz/.bz2)."""
+"""napari reader hooks: the MRC family (.mrc .rec .map .st .ali .mrcs, also .gz/.bz2) and the
+OME-Zarr stores napari-cryoli writes (``predict --out X.ome.zarr``, ``batch --zarr``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 EXTENSIONS = (".mrc", ".rec", ".map", ".st", ".ali", ".mrcs")
 COMPRESSED = (".gz", ".bz2")
@@ -42,3 +45,34 @@ def read_layers(path: str | list[str]) -> list[tuple]:
             show_warning(f"{Path(p).name}: {warning}")
         layers.append(volume_layer_data(volume))
     return layers
+
+
+def get_zarr_reader(path: str | list[str]) -> Callable | None:
+    """Return the reader for one OME-Zarr image store (``*.zarr`` folder), else None."""
+    from ..dataset.zarr import is_ome_zarr
+
+    if not isinstance(path, str) or not is_ome_zarr(path) or not Path(path).is_dir():
+        return None
+    return read_zarr_layers
+
+
+def read_zarr_layers(path: str) -> list[tuple]:
+    """The store's pyramid as one lazy layer (dask arrays): a segmentation (integer voxels) as
+    labels in the project's class colours, anything else as an image; scale and translate in nm.
+    """
+    from ..dataset.zarr import read_ome_zarr
+    from .layers import KEY, labels_style
+
+    levels, meta = read_ome_zarr(path)
+    kwargs = {"name": Path(path).name.split(".")[0], "scale": tuple(meta["scale"]),
+              "translate": tuple(meta["translate"]), "multiscale": len(levels) > 1,
+              "metadata": {KEY: {"path": str(path), "voxel_size_nm": list(meta["scale"]),
+                                 "origin_nm": list(meta["translate"]), "warnings": []}}}
+    data = levels if len(levels) > 1 else levels[0]
+    if np.issubdtype(levels[0].dtype, np.integer):
+        from ..classes import DEFAULT_ONTOLOGY
+
+        kwargs["metadata"][KEY]["classes"] = DEFAULT_ONTOLOGY.to_dict()
+        kwargs.update(labels_style(DEFAULT_ONTOLOGY))
+        return [(data, kwargs, "labels")]
+    return [(data, kwargs, "image")]
