@@ -51,6 +51,9 @@ CLIP = (-4.0, 12.0)
 #: spread, the back-projection's filter and the averaging bring it to 1.2-1.37 inside the metal
 #: cores of the phantoms (seeds 8001-8003, kept for developing the calibration).
 LIH_TO_LI_CONTRAST = 1.3
+#: Dense voxels are those this many vacuum noise widths above vacuum (the first that leaves
+#: metal cores).
+SOLID_NOISE_WIDTHS = (4.0, 2.0)
 #: Largest spread of one phase in the core fit, as a fraction of the Li-LiH difference.
 MAX_SPREAD = 0.5
 #: Painted Li voxels needed to read the Li level from the strokes.
@@ -273,13 +276,18 @@ def _core_level(dense: np.ndarray, hc: np.ndarray) -> tuple[float | None, float 
     sigma = CORE_SMOOTHING_NM / hc
     blurred = ndi.gaussian_filter(dense, sigma, mode="nearest")
     vacuum, noise = _vacuum_level(blurred)
-    solid = blurred > vacuum + 4 * noise
     # Deeper along z, where the missing wedge stretches the film and the shell.
     radius = np.maximum(1, np.round(CORE_RADIUS_NM * np.array([1.6, 1, 1]) / hc)).astype(int)
     zz, yy, xx = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]
     ball = (zz / radius[0]) ** 2 + (yy / radius[1]) ** 2 + (xx / radius[2]) ** 2 <= 1.0
-    cores = ndi.binary_erosion(solid, structure=ball)
-    if cores.sum() < 50:
+    # The noise width is read on vacuum's light side, which also holds the back-projection's
+    # ringing: where that ringing is strong (gold fiducials), four widths reach into the metal
+    # and nothing survives the erosion, so two are tried next.
+    for widths in SOLID_NOISE_WIDTHS:
+        cores = ndi.binary_erosion(blurred > vacuum + widths * noise, structure=ball)
+        if cores.sum() >= 50:
+            break
+    else:
         return None, None
     # Averaged within the cores only, so that the shell does not leak in.
     weight = ndi.gaussian_filter(cores.astype(np.float32), sigma)
