@@ -57,18 +57,19 @@ def get_zarr_reader(path: str | list[str]) -> Callable | None:
 
 
 def read_zarr_layers(path: str) -> list[tuple]:
-    """The store's pyramid as one lazy layer (dask arrays): a segmentation (integer voxels) as
-    labels in the project's class colours, anything else as an image; scale and translate in nm.
+    """The store's full-resolution array as one lazy layer (dask): a segmentation (integer
+    voxels) as labels in the project's class colours, anything else as an image; scale and
+    translate in nm. Only the full resolution: the panels read a layer's data as one volume.
     """
     from ..dataset.zarr import read_ome_zarr
     from .layers import KEY, labels_style
 
     levels, meta = read_ome_zarr(path)
     kwargs = {"name": Path(path).name.split(".")[0], "scale": tuple(meta["scale"]),
-              "translate": tuple(meta["translate"]), "multiscale": len(levels) > 1,
+              "translate": tuple(meta["translate"]),
               "metadata": {KEY: {"path": str(path), "voxel_size_nm": list(meta["scale"]),
                                  "origin_nm": list(meta["translate"]), "warnings": []}}}
-    data = levels if len(levels) > 1 else levels[0]
+    data = levels[0]
     if np.issubdtype(levels[0].dtype, np.integer):
         from ..classes import DEFAULT_ONTOLOGY
 
