@@ -10,6 +10,9 @@ calibration on vacuum and Li. Reported per cell: mean ± s.d. over the seeds of 
 Li, LiH and SEI, and of the LiH share of the metal (whole tomogram) minus the truth.
 
     python -m benchmarks.segment_transfer [--steps 300] [--workers 2] [--seeds 5] [--out F.json]
+        [--variants calibrated] [--start CHECKPOINT]
+
+``--start`` fine-tunes another pre-trained checkpoint than the shipped one (a candidate).
 
 Simulation runs in ``--workers`` processes; training and prediction use the GPU when present.
 """
@@ -92,12 +95,15 @@ def main() -> None:
     ap.add_argument("--cells", nargs="*", help="cell names (default: all)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", help="write the raw results (JSON)")
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    ap.add_argument("--start", help="pre-trained checkpoint to fine-tune (default: the shipped one)")
     args = ap.parse_args()
 
     from benchmarks.segment_quality import paint_like_a_user
     from napari_cryoli.classes import DEFAULT_ONTOLOGY
     from napari_cryoli.jobs import run_job
     from napari_cryoli.segment import PredictConfig, TrainConfig, predict, starting_model, train
+    from napari_cryoli.segment.model import SegmentationModel
 
     cells = {k: v for k, v in CELLS.items() if not args.cells or k in args.cells}
     jobs = [("train", TRAIN_SEED, TRAIN)] + [(name, seed, s) for name, s in cells.items()
@@ -114,12 +120,15 @@ def main() -> None:
     tomogram, truth, h, film = phantoms[("train", TRAIN_SEED)]
     film_z = (int((film["top_nm"] - film["thickness_nm"]) / h[0]), int(np.ceil(film["top_nm"] / h[0])))
     strokes = paint_like_a_user(truth, film_z, np.random.default_rng(TRAIN_SEED))
-    results: dict = {"steps": args.steps, "test_seeds": list(TEST_SEEDS[: args.seeds]),
+    results: dict = {"steps": args.steps, "start": args.start or "shipped", "test_seeds": list(TEST_SEEDS[: args.seeds]),
                      "failed_cells": failed, "variants": {}}
-    for variant in VARIANTS:
+    for variant in args.variants:
         config = TrainConfig(minutes=None, max_steps=args.steps, seed=TRAIN_SEED,
                              device=args.device, intensity=variant)
-        init, note = starting_model(DEFAULT_ONTOLOGY, config)
+        if args.start:
+            init, note = SegmentationModel.load(args.start, device=args.device), args.start
+        else:
+            init, note = starting_model(DEFAULT_ONTOLOGY, config)
         t0 = time.perf_counter()
         model = run_job(train(tomogram, strokes, config, voxel_size_nm=h, init=init)).model
         train_s = time.perf_counter() - t0
