@@ -9,12 +9,25 @@ class in memory (as MONAI's ``sliding_window_inference`` does) needs at least
 not depend on the network's width beyond a few tiles' activations.
 
     flock /tmp/cryoli-bench.lock nice -n 5 python -m benchmarks.segment_memory
+
+``--command`` measures the real command line instead: a 256 x 512 x 512 float32 MRC (268 MB)
+that looks like a tomogram (a 128 x 256 x 256 phantom mirrored twice along each axis, so vacuum
+and metal cores are there for the grey-level calibration) is segmented by ``napari-cryoli
+predict`` in a child process, whose resident memory is sampled every 50 ms and whose own
+``ru_maxrss`` is read when it is waited for (``wait4``: what ``RUSAGE_CHILDREN`` accumulates).
+Cases: the shipped pre-trained model (percentile grey levels, no working voxel size); a model
+calibrated on vacuum and Li with 2 nm working voxels (a few steps of ``napari-cryoli train
+--intensity calibrated`` from the pre-trained one) on the tomogram declared at 2 nm, at 1 nm
+(binned to the working grid) and at 2.5 nm (interpolated up to it).
+
+    flock /tmp/cryoli-bench.lock python -m benchmarks.segment_memory --command
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -80,20 +93,136 @@ def child(tomogram: Path, outdir: Path, tile: int) -> None:
     }))
 
 
+#: Seed of the phantom the command-line cases are built from (not one of the kept seeds).
+PHANTOM_SEED = 4401
+#: The pre-trained model shipped with the plugin.
+PRETRAINED = Path(__file__).resolve().parents[1] / "src/napari_cryoli/segment/weights/phantom_pretrained.pt"
+#: Command-line cases: name, model ("pretrained" or "calibrated"), declared voxel size (nm).
+CASES = {
+    "a": ("pre-trained, percentiles", "pretrained", 2.0),
+    "b": ("calibrated, 2 nm working voxels, tomogram at 2 nm", "calibrated", 2.0),
+    "c": ("calibrated, tomogram at 1 nm (binned)", "calibrated", 1.0),
+    "d": ("calibrated, tomogram at 2.5 nm (upsampled)", "calibrated", 2.5),
+}
+
+
+def phantom(seed: int = PHANTOM_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """A 128 x 256 x 256 phantom tomogram at 2 nm (two dendrites) and its full labels."""
+    from napari_cryoli.jobs import run_job
+    from napari_cryoli.tomo.phantom import PhantomSpec, simulate
+
+    ph = run_job(simulate(PhantomSpec(shape=(128, 256, 256), seed=seed, n_dendrites=2)))
+    return ph.tomogram, ph.labels
+
+
+def mirrored(volume: np.ndarray, reps: int = 2) -> np.ndarray:
+    """``volume`` followed by its mirror image along each axis ``reps - 1`` times (no seams)."""
+    out = volume
+    for axis in range(3):
+        parts = [out if i % 2 == 0 else np.flip(out, axis) for i in range(reps)]
+        out = np.concatenate(parts, axis=axis)
+    return out
+
+
+def calibrated_model(work: Path, tomogram: np.ndarray, labels: np.ndarray, cli: list[str]) -> Path:
+    """A model with calibrated grey levels and 2 nm working voxels: a few training steps from the
+    pre-trained one on the phantom, with every 16th section of its labels as strokes."""
+    from napari_cryoli.io import write_mrc
+
+    model = work / "calibrated.pt"
+    if model.exists():
+        return model
+    strokes = np.zeros_like(labels)
+    strokes[8::16] = labels[8::16]
+    write_mrc(work / "train.mrc", tomogram, voxel_size_nm=(2.0, 2.0, 2.0))
+    write_mrc(work / "strokes.mrc", strokes, voxel_size_nm=(2.0, 2.0, 2.0), labels=True)
+    subprocess.run([*cli, "train", str(work / "train.mrc"), str(work / "strokes.mrc"),
+                    "--out", str(model), "--intensity", "calibrated", "--max-steps", "3",
+                    "--minutes", "5"], check=True, capture_output=True, text=True)
+    return model
+
+
+def measured(command: list[str], log: Path) -> dict:
+    """Run ``command``; its peak resident memory (sampled every 50 ms, and its own ru_maxrss)."""
+    import psutil
+
+    with open(log, "w") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+        watched = psutil.Process(proc.pid)
+        peak = 0
+        while True:  # until it exits (not reaped: wait4 below reads its rusage)
+            try:
+                if watched.status() == psutil.STATUS_ZOMBIE:
+                    break
+                peak = max(peak, watched.memory_info().rss)
+            except psutil.Error:
+                break
+            time.sleep(0.05)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - t0
+    return {"rc": proc.returncode, "seconds": round(seconds, 1),
+            "peak_rss_gb_sampled": round(peak / 1e9, 3),
+            "peak_rss_gb_ru_maxrss": round(usage.ru_maxrss * 1024 / 1e9, 3)}
+
+
+def command_cases(work: Path, cases: list[str], tile: int | None) -> None:
+    """Measure ``napari-cryoli predict`` on the 268 MB tomogram, one JSON line per case."""
+    from napari_cryoli.io import write_mrc
+
+    script = Path(sys.executable).with_name("napari-cryoli")
+    cli = [str(script)] if script.exists() else [sys.executable, "-m", "napari_cryoli.cli"]
+    piece, labels = phantom()
+    tomogram = mirrored(piece)
+    models = {"pretrained": PRETRAINED}
+    if set(cases) - {"a"}:
+        models["calibrated"] = calibrated_model(work, piece, labels, cli)
+    for case in cases:
+        name, which, voxel = CASES[case]
+        path = work / f"tomogram_{voxel:g}nm.mrc"
+        write_mrc(path, tomogram, voxel_size_nm=(voxel,) * 3)
+        command = [*cli, "predict", str(path), "--model", str(models[which]),
+                   "--out", str(work / f"seg_{case}.mrc")]
+        if tile is not None:
+            command += ["--tile", str(tile)]
+        result = measured(command, work / f"predict_{case}.log")
+        path.unlink()
+        print(json.dumps({"case": case, "what": name,
+                          "tomogram_mb": round(tomogram.nbytes / 1e6),
+                          "shape": list(tomogram.shape), "voxel_nm": voxel, **result,
+                          "command": " ".join(["napari-cryoli", *command[len(cli):]])}),
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", type=int, nargs=3, default=(256, 1024, 1024))
-    ap.add_argument("--tile", type=int, default=64)
+    ap.add_argument("--tile", type=int, default=None,
+                    help="tile side (default: 64, or the model's patch with --command)")
+    ap.add_argument("--command", action="store_true",
+                    help="measure `napari-cryoli predict` on a 268 MB phantom tomogram")
+    ap.add_argument("--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES))
+    ap.add_argument("--work", type=Path, help="folder for the files (default: a temporary one)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.command:
+        if args.work is not None:
+            args.work.mkdir(parents=True, exist_ok=True)
+            command_cases(args.work, args.cases, args.tile)
+            return
+        with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+            command_cases(Path(tmp), args.cases, args.tile)
+        return
+    tile = args.tile or 64
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.tile)
+        child(Path(args.child[0]), Path(args.child[1]), tile)
         return
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         tomogram = Path(tmp) / "big.mrc"
         make_tomogram(tomogram, tuple(args.shape))
         out = subprocess.run(
-            [sys.executable, "-m", "benchmarks.segment_memory", "--tile", str(args.tile),
+            [sys.executable, "-m", "benchmarks.segment_memory", "--tile", str(tile),
              "--child", str(tomogram), tmp],
             capture_output=True, text=True, check=False,
         )
