@@ -4,11 +4,18 @@ import numpy as np
 import pytest
 
 from napari_cryoli.classes import BACKGROUND, LI
-from napari_cryoli.io import read_mrc
+from napari_cryoli.io import read_mrc, write_mrc
 from napari_cryoli.jobs import run_job
-from napari_cryoli.segment import PredictConfig, PredictOutputs, SegmentationModel, predict
+from napari_cryoli.segment import (
+    Normalisation,
+    PredictConfig,
+    PredictOutputs,
+    SegmentationModel,
+    predict,
+)
 from napari_cryoli.segment.calibration import Calibration
 from napari_cryoli.segment.resample import (
+    WorkingGrid,
     needs_resampling,
     to_original_grid,
     to_working_grid,
@@ -65,3 +72,42 @@ def test_prediction_on_finer_voxels_comes_back_on_the_image_grid(tmp_path):
     seg = read_mrc(tmp_path / "seg.mrc")
     np.testing.assert_allclose(seg.voxel_size_nm, (1.0, 1.0, 1.0), rtol=1e-5)
     assert any("napari-cryoli intensity vacuum" in t for t in seg.header["labels"])
+
+
+@pytest.mark.parametrize("voxel", [1.0, 2.5, (1.5, 0.8, 0.8), 0.84, 3.1])
+def test_working_grid_sections_equal_the_whole_resampled_volume(tmp_path, voxel):
+    image = np.random.default_rng(2).normal(size=(41, 37, 30)).astype(np.float32)
+    write_mrc(tmp_path / "t.mrc", image, voxel_size_nm=voxel)
+    mapped = read_mrc(tmp_path / "t.mrc").data
+    whole = to_working_grid(image, voxel, 2.0)
+    grid = WorkingGrid(mapped, voxel, 2.0)
+    assert grid.shape == whole.shape
+    for z0, z1 in [(0, 5), (3, 17), (whole.shape[0] - 6, whole.shape[0])]:
+        np.testing.assert_array_equal(grid[z0:z1, 2:9, 1:], whole[z0:z1, 2:9, 1:])
+
+
+def test_a_resampled_prediction_holds_neither_grid_whole(tmp_path):
+    """Upsampled for the network and interpolated back a few sections at a time: the memory
+    allocated stays below the working grid's class probabilities (float16), which grow with the
+    depth of the tomogram."""
+    import tracemalloc
+
+    from napari_cryoli.segment.network import Architecture, UNet3d
+
+    net = UNet3d(Architecture(5, 4, 2, (1.0,)))
+    model = SegmentationModel(net, normalisation=Normalisation(0.0, 1.0, per_image=False),
+                              voxel_size_nm=(2.0,) * 3, patch_size=16)
+    image = np.random.default_rng(3).normal(size=(160, 48, 48)).astype(np.float32)
+    write_mrc(tmp_path / "t.mrc", image, voxel_size_nm=2.5)
+    mapped = read_mrc(tmp_path / "t.mrc").data
+    out = PredictOutputs(labels=tmp_path / "seg.mrc", voxel_size_nm=(2.5,) * 3)
+    held = 5 * np.prod(working_shape(image.shape, 2.5, 2.0)) * 2
+    tracemalloc.start()
+    try:
+        result = run_job(predict(mapped, model, PredictConfig(tile=16, phase_sigma_nm=0),
+                                 outputs=out))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.resampled_from_nm == (2.5, 2.5, 2.5)
+    assert peak < held, f"{peak / 2**20:.1f} MiB allocated, {held / 2**20:.1f} MiB held"

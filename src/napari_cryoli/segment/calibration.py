@@ -187,8 +187,11 @@ def calibrate(
 def bin_volume(image: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
     """Block means of ``image`` over ``factors`` voxels (float32), read a slab at a time.
 
-    Edge voxels that do not fill a block are dropped (at most ``factor - 1`` per axis).
+    Edge voxels that do not fill a block are dropped (at most ``factor - 1`` per axis). The
+    pages of a memory-mapped image are released once read, so they do not stay resident.
     """
+    from .prediction import release_pages
+
     fz, fy, fx = factors
     nz, ny, nx = (n // f for n, f in zip(image.shape, factors))
     if min(nz, ny, nx) < 1:
@@ -199,6 +202,7 @@ def bin_volume(image: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
         z1 = min(nz, z0 + step)
         slab = np.asarray(image[z0 * fz : z1 * fz, : ny * fy, : nx * fx], dtype=np.float32)
         out[z0:z1] = slab.reshape(z1 - z0, fz, ny, fy, nx, fx).mean(axis=(1, 3, 5))
+        release_pages(image, z0 * fz, z1 * fz)
     return out
 
 

@@ -165,7 +165,7 @@ def _predict_tiles(
 ) -> Job[Prediction]:
     import time
 
-    from .resample import needs_resampling, to_working_grid
+    from .resample import WorkingGrid, needs_resampling
 
     device = resolve_device(config.device)
     model.to(device)
@@ -179,7 +179,7 @@ def _predict_tiles(
     want_prob = config.probabilities or out.probabilities is not None
     want_unc = config.uncertainty or out.uncertainty is not None
     started = time.perf_counter()
-    network_input = to_working_grid(image, voxel, working) if resampled else image
+    network_input = WorkingGrid(image, voxel, working) if resampled else image
     grid = TileGrid.for_volume(
         network_input.shape, config.tile or model.patch_size, config.overlap,
         model.architecture.size_multiple,
@@ -240,21 +240,29 @@ def _predict_tiles(
 
 def _on_original_grid(events, n_classes: int, work_shape, shape, voxel, working):
     """The events of a run on the working grid, its finished sections mapped to the original
-    grid: probabilities are held on the (smaller or similar) working grid, then interpolated a
-    few sections at a time."""
-    from .resample import to_original_grid
+    grid: the probabilities of the working sections still needed are held (float16), and each
+    few original sections are interpolated as soon as the sections they need are finished."""
+    from .resample import to_original_grid, working_sections_needed
 
-    held = np.zeros((n_classes, *work_shape), np.float16)
+    held = np.zeros((n_classes, 0, *work_shape[1:]), np.float16)  # sections first, first + 1, ...
+    first, z0 = 0, 0  # the first working section held; the next original section to finish
     for n, finished in events:
         if finished is None:
             yield n, None
             continue
-        z0, z1, blended = finished
-        held[:, z0:z1] = blended
-    for z0 in range(0, shape[0], _FINISH_ROWS):
-        z1 = min(shape[0], z0 + _FINISH_ROWS)
-        p = to_original_grid(held, z0, z1, shape, voxel, working)
-        yield 0, (z0, z1, p / np.maximum(p.sum(axis=0, keepdims=True), 1e-6))
+        _, r1, blended = finished
+        held = np.concatenate([held, blended.astype(np.float16)], axis=1)
+        while z0 < shape[0]:
+            z1 = min(shape[0], z0 + _FINISH_ROWS)
+            lo, hi = working_sections_needed(z0, z1, shape, voxel, working, work_shape[0])
+            if hi > r1:
+                break
+            p = to_original_grid(held, z0, z1, shape, voxel, working, first, work_shape[0])
+            yield 0, (z0, z1, p / np.maximum(p.sum(axis=0, keepdims=True), 1e-6))
+            z0 = z1
+            if z0 < shape[0]:  # drop the sections no later one needs
+                lo, _ = working_sections_needed(z0, z0 + 1, shape, voxel, working, work_shape[0])
+                held, first = held[:, lo - first :], lo
 
 
 def _calibration_label(norm) -> str:
