@@ -143,56 +143,102 @@ def calibrated_model(work: Path, tomogram: np.ndarray, labels: np.ndarray, cli: 
 
 
 def measured(command: list[str], log: Path) -> dict:
-    """Run ``command``; its peak resident memory (sampled every 50 ms, and its own ru_maxrss)."""
+    """Run ``command``; its peak resident memory: sampled every 50 ms, its own high-water mark
+    (``VmHWM``, read at each sample: the program's, from exec on) and ``ru_maxrss`` from wait4,
+    which also holds the launching process's high-water mark (vfork + exec keeps it)."""
     import psutil
 
     with open(log, "w") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
         watched = psutil.Process(proc.pid)
-        peak = 0
+        peak = hwm = 0
         while True:  # until it exits (not reaped: wait4 below reads its rusage)
             try:
                 if watched.status() == psutil.STATUS_ZOMBIE:
                     break
                 peak = max(peak, watched.memory_info().rss)
-            except psutil.Error:
+                hwm = max(hwm, _high_water_mark(proc.pid))
+            except (psutil.Error, OSError):
                 break
             time.sleep(0.05)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t0
     return {"rc": proc.returncode, "seconds": round(seconds, 1),
-            "peak_rss_gb_sampled": round(peak / 1e9, 3),
-            "peak_rss_gb_ru_maxrss": round(usage.ru_maxrss * 1024 / 1e9, 3)}
+            "peak_rss_gb_sampled": round(peak / 1e9, 3), "peak_rss_gb_vmhwm": round(hwm / 1e9, 3),
+            "peak_rss_gb_ru_maxrss": round(usage.ru_maxrss * 1024 / 1e9, 3),
+            "launcher_rss_gb_ru_maxrss": round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9, 3)}
 
 
-def command_cases(work: Path, cases: list[str], tile: int | None) -> None:
-    """Measure ``napari-cryoli predict`` on the 268 MB tomogram, one JSON line per case."""
+def _high_water_mark(pid: int) -> int:
+    """Peak resident memory of a running process since its exec (bytes)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def stubbed_predict(argv: list[str]) -> None:
+    """``napari-cryoli predict`` with the network replaced by a constant: what is left is the
+    grey levels, the resampling, the blending and the writing (quick to measure)."""
+    from napari_cryoli import cli
+    from napari_cryoli.segment import prediction
+
+    class ConstantRunner:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __call__(self, batch: np.ndarray) -> np.ndarray:
+            p = np.full((batch.shape[0], 5, *batch.shape[2:]), 0.1, np.float32)
+            p[:, 1] += np.clip(-batch[:, 0], 0, 0.5)  # some contrast between two classes
+            return p
+
+    prediction.TileRunner = ConstantRunner
+    sys.exit(cli.main(["predict", *argv]))
+
+
+def prepare(work: Path, cases: list[str]) -> None:
+    """The tomograms of ``cases`` and the calibrated model, written into ``work`` (run in a
+    process of its own, so that the measuring process stays small)."""
     from napari_cryoli.io import write_mrc
 
-    script = Path(sys.executable).with_name("napari-cryoli")
-    cli = [str(script)] if script.exists() else [sys.executable, "-m", "napari_cryoli.cli"]
     piece, labels = phantom()
     tomogram = mirrored(piece)
-    models = {"pretrained": PRETRAINED}
     if set(cases) - {"a"}:
-        models["calibrated"] = calibrated_model(work, piece, labels, cli)
+        calibrated_model(work, piece, labels, _cli())
+    for voxel in sorted({CASES[c][2] for c in cases}):
+        write_mrc(work / f"tomogram_{voxel:g}nm.mrc", tomogram, voxel_size_nm=(voxel,) * 3)
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("napari-cryoli")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "napari_cryoli.cli"]
+
+
+def command_cases(work: Path, cases: list[str], tile: int | None, stub: bool = False) -> None:
+    """Measure ``napari-cryoli predict`` on the 268 MB tomogram, one JSON line per case."""
+    cli = [sys.executable, "-m", "benchmarks.segment_memory", "--stubbed-predict"] if stub else _cli()
+    subprocess.run([sys.executable, "-m", "benchmarks.segment_memory", "--prepare", str(work),
+                    "--cases", *cases], check=True)
+    models = {"pretrained": PRETRAINED, "calibrated": work / "calibrated.pt"}
     for case in cases:
         name, which, voxel = CASES[case]
         path = work / f"tomogram_{voxel:g}nm.mrc"
-        write_mrc(path, tomogram, voxel_size_nm=(voxel,) * 3)
-        command = [*cli, "predict", str(path), "--model", str(models[which]),
-                   "--out", str(work / f"seg_{case}.mrc")]
+        command = [*cli, *([] if stub else ["predict"]), str(path), "--model",
+                   str(models[which]), "--out", str(work / f"seg_{case}.mrc")]
         if tile is not None:
             command += ["--tile", str(tile)]
         result = measured(command, work / f"predict_{case}.log")
-        path.unlink()
-        print(json.dumps({"case": case, "what": name,
-                          "tomogram_mb": round(tomogram.nbytes / 1e6),
-                          "shape": list(tomogram.shape), "voxel_nm": voxel, **result,
-                          "command": " ".join(["napari-cryoli", *command[len(cli):]])}),
+        print(json.dumps({"case": case, "what": name, "network_stubbed": stub,
+                          "tomogram_mb": round(path.stat().st_size / 1e6),
+                          "shape": [256, 512, 512], "voxel_nm": voxel, **result,
+                          "command": " ".join(["napari-cryoli", "predict",
+                                               *command[len(cli) + (0 if stub else 1):]])}),
               flush=True)
+    for voxel in {CASES[c][2] for c in cases}:
+        (work / f"tomogram_{voxel:g}nm.mrc").unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -202,17 +248,27 @@ def main() -> None:
                     help="tile side (default: 64, or the model's patch with --command)")
     ap.add_argument("--command", action="store_true",
                     help="measure `napari-cryoli predict` on a 268 MB phantom tomogram")
+    ap.add_argument("--stub-network", action="store_true",
+                    help="with --command: the network replaced by a constant (memory of the rest)")
     ap.add_argument("--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES))
     ap.add_argument("--work", type=Path, help="folder for the files (default: a temporary one)")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--stubbed-predict", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.stubbed_predict:
+        stubbed_predict(args.stubbed_predict)
+        return
+    if args.prepare:
+        prepare(args.prepare, args.cases)
+        return
     if args.command:
         if args.work is not None:
             args.work.mkdir(parents=True, exist_ok=True)
-            command_cases(args.work, args.cases, args.tile)
+            command_cases(args.work, args.cases, args.tile, args.stub_network)
             return
         with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
-            command_cases(Path(tmp), args.cases, args.tile)
+            command_cases(Path(tmp), args.cases, args.tile, args.stub_network)
         return
     tile = args.tile or 64
     if args.child:
