@@ -80,8 +80,10 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
     result = drive(job, "train")
     from .segment.calibration import describe_intensity
 
-    if "start_check" in result.summary:
-        print(f"note: {result.summary['start_check']['note']}", file=sys.stderr)
+    for key in ("intensity_note", "start_check"):
+        if key in result.summary:
+            note = result.summary[key]
+            print(f"note: {note['note'] if isinstance(note, dict) else note}", file=sys.stderr)
     print(f"intensity: {describe_intensity(result.model.normalisation.to_dict())}",
           file=sys.stderr)
     dice = ", ".join(f"{k} {v:.2f}" for k, v in result.best_val_dice.items()) or "none held out"

@@ -65,6 +65,9 @@ class TrainingSession:
         status = warning = None
         if "start" in p.metrics:
             self.start_note = status = sentence(p.metrics["start"])
+        if "intensity_note" in p.metrics:
+            warning = sentence(p.metrics["intensity_note"])
+            self.start_note = status = "\n".join(filter(None, [self.start_note, warning]))
         if "start_check" in p.metrics:
             check = p.metrics["start_check"]
             self.start_note = status = "\n".join(filter(None, [self.start_note,

@@ -59,8 +59,9 @@ class TrainConfig:
     With ``adapt_wrong_start`` a starting model that labels the strokes poorly (``check_start``)
     is fine-tuned with a weaker keep term and batch norm adapting.
     ``intensity`` is how grey levels are mapped for the network: "percentiles" of the whole
-    volume, or "calibrated" on vacuum and Li (``calibration``; the transfer benchmark compares
-    them); a model keeps its mapping and applies it to every tomogram it segments.
+    volume, or "calibrated" on vacuum and Li (``calibration``; the default, as the shipped
+    pre-trained network was trained on it); a model keeps its mapping and applies it to every
+    tomogram it segments.
     """
 
     base_channels: int = setting(8, "network width (channels of the first level); another width starts from scratch", minimum=1)
@@ -87,7 +88,7 @@ class TrainConfig:
     adapt_wrong_start: bool = True
     jitter: Jitter = WITHIN_TOMOGRAM
     intensity: str = setting(
-        "percentiles", "grey levels for the network: percentiles of the whole volume, or "
+        "calibrated", "grey levels for the network: percentiles of the whole volume, or "
         "calibrated on vacuum and Li metal (applied the same way to every tomogram the model "
         "segments; docs/segmentation.md)", choices=("percentiles", "calibrated"))
     preview_z: int | None = None
@@ -289,11 +290,14 @@ def _train_steps(
     lut[UNLABELED] = IGNORE
     multiple = 2 ** ((init.architecture.depth if init is not None else config.depth) - 1)
     patch = max(multiple, config.patch_size // multiple * multiple)
+    voxels = [voxel if voxel is not None else voxel_size_nm for _, _, voxel in pairs]
+    norms, intensity_note = grey_levels_of(
+        [(image, labels, voxel or working) for (image, labels, _), voxel in zip(pairs, voxels)],
+        calibrated=config.intensity == "calibrated")
+    if intensity_note:
+        yield Progress(0, 1, intensity_note, {"intensity_note": intensity_note})
     volumes: list[_Volume] = []
-    for image, labels, voxel in pairs:
-        voxel = voxel if voxel is not None else voxel_size_nm
-        norm = grey_levels(image, labels, voxel or working,
-                           calibrated=config.intensity == "calibrated")
+    for (image, labels, _), voxel, norm in zip(pairs, voxels, norms):
         shape = image.shape
         resampled = needs_resampling(voxel, working)
         if resampled:
@@ -463,6 +467,7 @@ def _train_steps(
         "device": device,
         "lr": lr,
         "intensity": intensity.to_dict(),
+        **({"intensity_note": intensity_note} if intensity_note else {}),
         **({"start_check": start_check} if start_check else {}),
         "trained_on_voxel_size_nm": None if voxel_size_nm is None
         else [float(v) for v in np.broadcast_to(voxel_size_nm, (3,))],
@@ -506,6 +511,20 @@ def grey_levels(image: np.ndarray, labels: np.ndarray | None, voxel_size_nm, cal
     if not calibrated:
         return Normalisation.of(image)
     return calibrate(image, voxel_size_nm if voxel_size_nm is not None else 1.0, labels)
+
+
+def grey_levels_of(pairs: list[tuple[np.ndarray, np.ndarray | None, Any]], calibrated: bool
+                   ) -> tuple[list, str]:
+    """Each (image, labels, voxel size)'s grey-level mapping, and a note when the calibration
+    asked for could not be made: then every tomogram takes percentiles (one model, one kind of
+    mapping), since training on data without a vacuum or a Li level should not stop."""
+    if calibrated:
+        try:
+            return [grey_levels(*pair, calibrated=True) for pair in pairs], ""
+        except InputError as e:
+            note = f"grey levels from percentiles, as the calibration failed ({str(e).split(';')[0]})"
+            return [grey_levels(*pair, calibrated=False) for pair in pairs], note
+    return [grey_levels(*pair, calibrated=False) for pair in pairs], ""
 
 
 def labels_to_working_grid(labels: np.ndarray, voxel_size_nm, working_nm) -> np.ndarray:
