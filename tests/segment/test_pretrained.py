@@ -34,9 +34,9 @@ def test_the_pretrained_model_ships_and_is_where_training_starts():
     assert model is not None, note
     assert model.ontology.to_dict() == DEFAULT_ONTOLOGY.to_dict()
     assert "pretrained_on" in model.summary and model.summary["steps"] > 0
-    lo, hi = model.summary["voxel_size_range_nm"]
-    assert model.compatibility_warnings(None, (lo + hi) / 2) == []
-    assert "pre-trained at voxel sizes" in model.compatibility_warnings(None, 3 * hi)[0]
+    assert model.voxel_size_nm == (2.0, 2.0, 2.0)  # works at 2 nm; other voxels are resampled
+    assert model.compatibility_warnings(None, 2.0) == []
+    assert "resampled to the model's voxels" in model.compatibility_warnings(None, 9.0)[0]
 
 
 def test_another_network_shape_starts_from_random_weights():

@@ -35,7 +35,7 @@ from ..jobs import Progress
 from ..segment.calibration import describe_intensity
 from ..segment.session import TrainingSession, history_figure
 from ..segment.training import TrainConfig
-from ..settings import spin_box_options
+from ..settings import default_of, spin_box_options
 from . import layers as L
 from .annotate import autosave_location_for
 from .figures import FigurePanel
@@ -149,6 +149,7 @@ class TrainWidget(QWidget):
         self.intensity = QComboBox()
         self.intensity.addItem("percentiles of the volume", "percentiles")
         self.intensity.addItem("calibrated on vacuum and Li", "calibrated")
+        self.intensity.setCurrentIndex(self.intensity.findData(default_of(TrainConfig, "intensity")))
         self.intensity.setToolTip(
             "How grey levels reach the network. Percentiles move with how much of the field is "
             "metal; the calibration anchors vacuum and Li metal, so a model keeps its Li/LiH line "
