@@ -136,6 +136,16 @@ def test_one_rule_chooses_where_training_starts():
     hi = starting_model(DEFAULT_ONTOLOGY, config)[0].summary["voxel_size_range_nm"][1]
     far = choose_start(None, True, DEFAULT_ONTOLOGY, config, (3 * hi,) * 3)
     assert far.pretrained and far.notes[0].startswith("fine-tuning the model pre-trained")
-    assert "pre-trained at voxel sizes" in far.notes[1]
+    assert "resampled to the model's voxels" in far.notes[1]
     other = choose_start(None, True, DEFAULT_ONTOLOGY, TrainConfig(device="cpu", depth=2), (2.0,) * 3)
     assert other.model is None and other.notes[0].startswith("starting from random weights")
+
+
+
+def test_a_model_without_a_working_voxel_asks_for_data_in_its_range():
+    ranged = _model()
+    ranged.voxel_size_nm = None
+    ranged.summary = {"voxel_size_range_nm": [1.5, 2.5]}
+    assert ranged.compatibility_warnings(None, (2.0,) * 3) == []
+    (note,) = ranged.compatibility_warnings(None, (8.0,) * 3)
+    assert note.startswith("The model was pre-trained at voxel sizes of 1.5 to 2.5 nm")
