@@ -43,7 +43,7 @@ def _read(args) -> dict:
         core = ndi.binary_erosion(ph.labels == cls, iterations=3)
         row[key] = (round(float(c.in_li_units(np.median(ph.tomogram[core]))), 3)
                     if core.sum() > 100 else None)
-    row.update(source=c.source, lih_share=c.lih_share)
+    row.update(source=c.source, lih_share=c.lih_share, inverted=c.inverted)
     return row
 
 

@@ -51,9 +51,12 @@ CLIP = (-4.0, 12.0)
 #: spread, the back-projection's filter and the averaging bring it to 1.2-1.37 inside the metal
 #: cores of the phantoms (seeds 8001-8003, kept for developing the calibration).
 LIH_TO_LI_CONTRAST = 1.3
-#: Dense voxels are those this many vacuum noise widths above vacuum (the first that leaves
-#: metal cores).
-SOLID_NOISE_WIDTHS = (4.0, 2.0)
+#: Dense voxels are those this many vacuum noise widths above vacuum: the first (highest) whose
+#: cores hold ``MIN_CORE_SHARE`` of the cores the last (lowest) leaves.
+SOLID_NOISE_WIDTHS = (4.0, 3.0, 2.0, 1.0)
+#: A threshold that keeps less than this share of the lowest threshold's cores has cut into the
+#: metal itself and kept its densest phase (LiH) only.
+MIN_CORE_SHARE = 0.7
 #: Largest spread of one phase in the core fit, as a fraction of the Li-LiH difference.
 MAX_SPREAD = 0.5
 #: Painted Li voxels needed to read the Li level from the strokes.
@@ -285,13 +288,20 @@ def _core_level(dense: np.ndarray, hc: np.ndarray) -> tuple[float | None, float 
     zz, yy, xx = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]
     ball = (zz / radius[0]) ** 2 + (yy / radius[1]) ** 2 + (xx / radius[2]) ** 2 <= 1.0
     # The noise width is read on vacuum's light side, which also holds the back-projection's
-    # ringing: where that ringing is strong (gold fiducials), four widths reach into the metal
-    # and nothing survives the erosion, so two are tried next.
-    for widths in SOLID_NOISE_WIDTHS:
-        cores = ndi.binary_erosion(blurred > vacuum + widths * noise, structure=ball)
-        if cores.sum() >= 50:
+    # ringing: where that ringing is strong (gold fiducials, streaks of thin crowded dendrites),
+    # four widths reach into the metal and leave only the cores of LiH, so lower thresholds are
+    # tried until the cores stop growing much.
+    def cores_above(widths: float) -> np.ndarray:
+        return ndi.binary_erosion(blurred > vacuum + widths * noise, structure=ball)
+
+    lowest = cores_above(SOLID_NOISE_WIDTHS[-1])
+    cores = lowest
+    for widths in SOLID_NOISE_WIDTHS[:-1]:
+        above = cores_above(widths)
+        if above.sum() >= max(50, MIN_CORE_SHARE * lowest.sum()):
+            cores = above
             break
-    else:
+    if cores.sum() < 50:
         return None, None
     # Averaged within the cores only, so that the shell does not leak in.
     weight = ndi.gaussian_filter(cores.astype(np.float32), sigma)
