@@ -98,3 +98,17 @@ def test_a_field_with_gold_fiducials_still_finds_metal_cores():
     assert c.source == "metal cores"
     core = ndi.binary_erosion(ph.labels == LI, iterations=3)
     assert abs(float(c.in_li_units(np.median(ph.tomogram[core]))) - 1.0) < 0.15
+
+
+def test_thin_crowded_dendrites_keep_li_in_the_cores():
+    """Ringing between three thin dendrites widens vacuum's noise reading until four widths keep
+    only LiH in the cores; the threshold must step down (development seed 8003 read Li at 0.67)."""
+    spec = PhantomSpec(aging="7d", seed=8003, n_dendrites=3, shape=(96, 128, 400),
+                       diameter_nm=(100.0, 140.0))
+    ph = run_job(simulate(spec))
+    c = calibrate(ph.tomogram, ph.voxel_size_nm)
+    assert c.source == "metal cores"
+    li, lih = (np.median(ph.tomogram[ndi.binary_erosion(ph.labels == k, iterations=3)])
+               for k in (LI, LIH))
+    assert abs(float(c.in_li_units(li)) - 1.0) < 0.15
+    assert float(c.in_li_units(lih)) > float(c.in_li_units(li)) + 0.2
