@@ -52,7 +52,10 @@ def test_batch_widget_runs_shows_and_opens(make_napari_viewer, wait_job, two_tom
     np.testing.assert_allclose(layer.scale, image.voxel_size_nm)
     assert widget.open_segmentation(2) is None  # failed: nothing to open
 
-    wait_job(widget.compare())
+    handle = widget.compare()
+    assert widget.controls.stop_button.isEnabled() and not widget.run_button.isEnabled()
+    wait_job(handle)
+    assert widget.controls.progress.format() == "%v/%m tomograms"
     assert widget.comparison.conditions == ("fresh", "7d")
     assert (tmp_path / "out" / "compare" / "comparison.png").exists()
     assert widget.plot.figure.axes

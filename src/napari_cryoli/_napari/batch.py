@@ -28,7 +28,7 @@ from ..errors import CryoliError, InputError
 from ..jobs import Progress
 from .figures import FigurePanel
 from .job_controls import JobControls
-from .worker import report_error, start_job
+from .worker import report_error
 
 if TYPE_CHECKING:
     import napari
@@ -254,8 +254,8 @@ class BatchWidget(QWidget):
                 write_comparison(result, out)
             return result
 
-        return start_job(self.viewer, "Comparison", job, on_result=self._show_comparison,
-                         owner=self)
+        return self.controls.run("Comparison", job, on_result=self._show_comparison,
+                                 progress_format="comparison %p%")
 
     def _show_comparison(self, result) -> None:
         from ..dataset.statistics import comparison_figure

@@ -72,8 +72,13 @@ class JobControls(QWidget):
         on_result: Callable[[Any], None] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_finish: Callable[[], None] | None = None,
+        progress_format: str | None = None,
     ) -> JobHandle | None:
-        """Start ``job_factory(stop)`` in a worker; the handle, or None when another job runs."""
+        """Start ``job_factory(stop)`` in a worker; the handle, or None when another job runs.
+
+        ``progress_format`` labels the bar for this job only (a panel running jobs of two kinds).
+        """
+        panel_format = self.progress.format()
 
         def progress(p: Progress) -> None:
             if p.total:
@@ -84,6 +89,7 @@ class JobControls(QWidget):
 
         def finished() -> None:
             self.job = None
+            self.progress.setFormat(panel_format)
             for button in self._busy:
                 button.setEnabled(True)
             self.stop_button.setEnabled(False)
@@ -98,6 +104,8 @@ class JobControls(QWidget):
                 button.setEnabled(False)
             self.stop_button.setEnabled(True)
             self.progress.setValue(0)
+            if progress_format is not None:
+                self.progress.setFormat(progress_format)
         return handle
 
     def stop(self) -> None:

@@ -34,7 +34,7 @@ from . import layers as L
 from .figures import FigurePanel
 from .job_controls import JobControls
 from .pickers import LayerPicker
-from .worker import report_error, start_job
+from .worker import report_error
 
 if TYPE_CHECKING:
     import napari
@@ -271,9 +271,9 @@ class MeasureWidget(QWidget):
                 self.exported.extend(paths)
                 show_info(f"Wrote {', '.join(p.name for p in paths)}")
 
-        return start_job(self.viewer, "Mesh export", lambda stop: export_meshes(
+        return self.controls.run("Mesh export", lambda stop: export_meshes(
             labels, voxel, origin, path, surface=surface, map_path=source, stop=stop),
-            on_result=done, owner=self)
+            on_result=done, progress_format="meshes %p%")
 
     def _export_meshes_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export meshes", "", "glTF binary (*.glb);;"
