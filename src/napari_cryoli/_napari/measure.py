@@ -62,7 +62,8 @@ class MeasureWidget(QWidget):
         self.controls = JobControls(
             napari_viewer, "Measure", start_tip="Measure SEI thickness, LiH fraction, dendrites "
             "and Cu particles in the background",
-            stop_tip="Stop the measurement (nothing is shown)",
+            stop_tip="Stop the measurement (nothing is shown) or the mesh export (nothing is "
+                     "written)",
             progress_tip="Measurement steps done",
             status="Pick a segmentation (prediction or labels) and press Measure.")
         self.measure_button, self.summary = self.controls.start_button, self.controls.status
