@@ -284,11 +284,13 @@ def test_defaults_reproduce_the_labels_made_before_the_options(name):
 
 def test_defaults_reproduce_the_tomogram_made_before_the_options(aged):
     assert _sha(aged.labels) == "a0304c7e31de3c8913908927894c2f0c50957c10f4f07c242341ff14e01ff112"
+    # Float32 reconstruction differs by about 2e-5 between CPUs (SIMD paths of the FFTs); a
+    # change in what the defaults simulate moves these by far more.
     tomogram = aged.tomogram.astype(np.float64)
-    assert tomogram.mean() == pytest.approx(-0.134529638939956, rel=1e-5)
-    assert tomogram.std() == pytest.approx(0.2835634586051721, rel=1e-5)
+    assert tomogram.mean() == pytest.approx(-0.134529638939956, rel=1e-4)
+    assert tomogram.std() == pytest.approx(0.2835634586051721, rel=1e-4)
     assert aged.tilt_series.astype(np.float64).mean() == pytest.approx(
-        -0.21315509494105112, rel=1e-5
+        -0.21315509494105112, rel=1e-4
     )
 
 
