@@ -295,14 +295,11 @@ def _core_level(dense: np.ndarray, hc: np.ndarray) -> tuple[float | None, float 
         return ndi.binary_erosion(blurred > vacuum + widths * noise, structure=ball)
 
     lowest = cores_above(SOLID_NOISE_WIDTHS[-1])
-    cores = lowest
-    for widths in SOLID_NOISE_WIDTHS[:-1]:
-        above = cores_above(widths)
-        if above.sum() >= max(50, MIN_CORE_SHARE * lowest.sum()):
-            cores = above
-            break
-    if cores.sum() < 50:
+    if lowest.sum() < 50:
         return None, None
+    enough = max(50, MIN_CORE_SHARE * lowest.sum())
+    cores = next((c for c in map(cores_above, SOLID_NOISE_WIDTHS[:-1]) if c.sum() >= enough),
+                 lowest)
     # Averaged within the cores only, so that the shell does not leak in.
     weight = ndi.gaussian_filter(cores.astype(np.float32), sigma)
     pooled = ndi.gaussian_filter(np.where(cores, dense, 0).astype(np.float32), sigma)
