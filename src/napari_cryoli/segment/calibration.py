@@ -59,6 +59,13 @@ SOLID_NOISE_WIDTHS = (4.0, 3.0, 2.0, 1.0)
 MIN_CORE_SHARE = 0.7
 #: Largest spread of one phase in the core fit, as a fraction of the Li-LiH difference.
 MAX_SPREAD = 0.5
+#: A core fit with a LiH share below this calls nearly all the metal one population ...
+ONE_POPULATION_SHARE = 0.2
+#: ... which is LiH called Li when more than this share of the core values lies in this band
+#: below its level (in units of it): the band where Li sits under LiH (1/1.46 to 1/1.15). A
+#: Li-only core leaves 4-7 % there, one fitted on LiH 15-25 % (development seeds 8001-8015).
+LIGHTER_SHARE = 0.12
+LIGHTER_BAND = (0.6, 0.88)
 #: Painted Li voxels needed to read the Li level from the strokes.
 MIN_STROKE_VOXELS = 50
 
@@ -317,13 +324,30 @@ def _li_level(values: np.ndarray, vacuum: float, ratio: float = LIH_TO_LI_CONTRA
     cores, Cu). The mixture's other parameters are fitted for each Li level on a grid, and the
     level of highest likelihood wins: a single fit from one start stops in a local optimum that
     merges the two phases. Returns the Li level and the LiH share of the metal.
+
+    Where LiH's contrast is further from ``ratio`` than the tie allows, the best fit can be one
+    broad population on LiH, called Li (LiH share near 0). A Li-only core (fresh) is one sharp
+    peak; this one leaves a lighter population below it, so the fit is run again with Li
+    required below the first level.
     """
     v = values.astype(np.float64) - vacuum
     if len(v) > max_values:
         v = np.random.default_rng(0).choice(v, max_values, replace=False)
     lo, hi = float(v.min()), float(v.max())
     flat = 1.0 / max(hi - lo, 1e-12)
-    grid = np.linspace(np.percentile(v, 1), np.percentile(v, 70), 41)
+    level, share = _best_level(v, float(np.percentile(v, 1)), float(np.percentile(v, 70)),
+                               ratio, flat)
+    lighter = float(np.mean((v > LIGHTER_BAND[0] * level) & (v < LIGHTER_BAND[1] * level)))
+    if share < ONE_POPULATION_SHARE and lighter > LIGHTER_SHARE:
+        level, share = _best_level(v, float(np.percentile(v, 1)), LIGHTER_BAND[1] * level,
+                                   ratio, flat)
+    return vacuum + level, share
+
+
+def _best_level(v: np.ndarray, lo: float, hi: float, ratio: float, flat: float
+                ) -> tuple[float, float]:
+    """The Li level in ``[lo, hi]`` of highest likelihood under the tied fit, and its LiH share."""
+    grid = np.linspace(lo, hi, 41)
     best = (-np.inf, float(np.median(v)), 0.0)
     for _ in range(2):  # a coarse grid, then a finer one around its best
         for level in grid:
@@ -332,7 +356,7 @@ def _li_level(values: np.ndarray, vacuum: float, ratio: float = LIH_TO_LI_CONTRA
                 best = (loglik, float(level), share)
         step = grid[1] - grid[0]
         grid = np.linspace(best[1] - step, best[1] + step, 21)
-    return vacuum + best[1], best[2]
+    return best[1], best[2]
 
 
 def _tied_fit(v: np.ndarray, level: float, ratio: float, flat: float, iterations: int = 40
