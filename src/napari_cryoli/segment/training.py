@@ -83,7 +83,9 @@ class TrainConfig:
     eval_every: int = 25
     max_val_patches: int = 4
     patience: int | None = 12
-    keep_weight: float = 1.0
+    #: 0.3, not 1.0: the pre-trained network calls about half of the LiH Li, and a full-weight keep
+    #: term held that line against the strokes (docs/segmentation.md, "A lighter keep term").
+    keep_weight: float = 0.3
     freeze_norm: bool = True
     adapt_wrong_start: bool = True
     jitter: Jitter = WITHIN_TOMOGRAM
