@@ -37,15 +37,14 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
 
-    from benchmarks.segment_quality import paint_like_a_user
+    from benchmarks.segment_quality import film_sections, paint_like_a_user
     from napari_cryoli.jobs import run_job
     from napari_cryoli.segment import PredictConfig, TrainConfig, predict, train
     from napari_cryoli.segment.model import SegmentationModel
     from napari_cryoli.segment.pretrained import pretrained_path
 
     _, _, (tomogram, truth, h, film), _ = _simulate(("train", TRAIN_SEED, TRAIN))
-    film_z = (int((film["top_nm"] - film["thickness_nm"]) / h[0]),
-              int(np.ceil(film["top_nm"] / h[0])))
+    film_z = film_sections(film, h[0])
     strokes = paint_like_a_user(truth, film_z, np.random.default_rng(TRAIN_SEED))
     models = {}
     for keep in args.keep:

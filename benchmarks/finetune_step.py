@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from benchmarks.segment_quality import paint_like_a_user
+from benchmarks.segment_quality import film_sections, paint_like_a_user
 from napari_cryoli.classes import DEFAULT_ONTOLOGY
 from napari_cryoli.jobs import run_job
 from napari_cryoli.segment import TrainConfig, starting_model, train
@@ -25,7 +25,7 @@ def main() -> None:
     args = ap.parse_args()
     ph = run_job(simulate(PhantomSpec(aging="24h", seed=1101, shape=(96, 160, 160))))
     film, h = ph.truth["film"], ph.voxel_size_nm[0]
-    film_z = (int((film["top_nm"] - film["thickness_nm"]) / h), int(np.ceil(film["top_nm"] / h)))
+    film_z = film_sections(film, h)
     labels = paint_like_a_user(ph.labels, film_z, np.random.default_rng(1101))
     ms: dict[float, list[float]] = {0.0: [], 1.0: []}
     for _ in range(args.repeats):

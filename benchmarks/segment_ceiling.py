@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from benchmarks.segment_quality import paint_like_a_user
+from benchmarks.segment_quality import film_sections, paint_like_a_user
 from benchmarks.segment_transfer import CELLS, scores
 
 KEYS = ("Li", "LiH", "SEI", "mean", "lih_share_error")
@@ -42,8 +42,7 @@ def main() -> None:
         ph = run_job(simulate(PhantomSpec(seed=seed, **CELLS[args.cell])))
         image, truth, h = ph.tomogram, ph.labels, ph.voxel_size_nm
         film = ph.truth["film"]
-        film_z = (int((film["top_nm"] - film["thickness_nm"]) / h[0]),
-                  int(np.ceil(film["top_nm"] / h[0])))
+        film_z = film_sections(film, h[0])
         strokes = paint_like_a_user(truth, film_z, np.random.default_rng(seed))
         config = TrainConfig(minutes=None, max_steps=args.steps, seed=seed)
         init, _ = starting_model(DEFAULT_ONTOLOGY, config)

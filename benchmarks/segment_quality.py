@@ -27,6 +27,12 @@ from napari_cryoli.segment import PredictConfig, TrainConfig, predict, starting_
 NAMES = {BACKGROUND: "background", LI: "Li", LIH: "LiH", CU: "Cu", SEI: "SEI"}
 
 
+def film_sections(film: dict, voxel_z_nm: float) -> tuple[int, int]:
+    """The z-sections (first, past-last) of a phantom's carbon film, from its truth record."""
+    return (int((film["top_nm"] - film["thickness_nm"]) / voxel_z_nm),
+            int(np.ceil(film["top_nm"] / voxel_z_nm)))
+
+
 def paint_like_a_user(truth: np.ndarray, film_z: tuple[int, int], rng: np.random.Generator,
                       strokes_per_class: int = 3, stroke_length: int = 20) -> np.ndarray:
     """Sparse labels: brush strokes (3 voxels wide) inside each class on 5 sections.
@@ -148,7 +154,7 @@ def run(aging: str, train_seed: int, test_seed: int, minutes: float, shape, star
     other = run_job(simulate(PhantomSpec(aging=aging, seed=test_seed, shape=shape)))
     film = ph.truth["film"]
     h = ph.voxel_size_nm[0]
-    film_z = (int((film["top_nm"] - film["thickness_nm"]) / h), int(np.ceil(film["top_nm"] / h)))
+    film_z = film_sections(film, h)
     labels = paint_like_a_user(ph.labels, film_z, np.random.default_rng(train_seed))
     painted = {NAMES[c]: int((labels == c).sum()) for c in NAMES}
     fraction = float((labels > 0).mean())

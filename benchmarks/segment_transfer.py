@@ -99,7 +99,7 @@ def main() -> None:
     ap.add_argument("--start", help="pre-trained checkpoint to fine-tune (default: the shipped one)")
     args = ap.parse_args()
 
-    from benchmarks.segment_quality import paint_like_a_user
+    from benchmarks.segment_quality import film_sections, paint_like_a_user
     from napari_cryoli.classes import DEFAULT_ONTOLOGY
     from napari_cryoli.jobs import run_job
     from napari_cryoli.segment import PredictConfig, TrainConfig, predict, starting_model, train
@@ -118,7 +118,7 @@ def main() -> None:
           flush=True)
 
     tomogram, truth, h, film = phantoms[("train", TRAIN_SEED)]
-    film_z = (int((film["top_nm"] - film["thickness_nm"]) / h[0]), int(np.ceil(film["top_nm"] / h[0])))
+    film_z = film_sections(film, h[0])
     strokes = paint_like_a_user(truth, film_z, np.random.default_rng(TRAIN_SEED))
     results: dict = {"steps": args.steps, "start": args.start or "shipped", "test_seeds": list(TEST_SEEDS[: args.seeds]),
                      "failed_cells": failed, "variants": {}}

@@ -18,7 +18,7 @@ import json
 
 import numpy as np
 
-from benchmarks.segment_quality import paint_like_a_user
+from benchmarks.segment_quality import film_sections, paint_like_a_user
 from benchmarks.segment_transfer import scores
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     for seed in args.seeds:
         ph = run_job(simulate(PhantomSpec(aging="7d", seed=seed, inverted=True)))
         film, h = ph.truth["film"], ph.voxel_size_nm[0]
-        film_z = (int((film["top_nm"] - film["thickness_nm"]) / h), int(np.ceil(film["top_nm"] / h)))
+        film_z = film_sections(film, h)
         strokes = paint_like_a_user(ph.labels, film_z, np.random.default_rng(seed))
         for adapt in (True, False):
             config = TrainConfig(minutes=None, max_steps=args.steps, seed=seed,

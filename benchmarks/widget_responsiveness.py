@@ -80,7 +80,7 @@ def main() -> None:
 
     import napari
 
-    from benchmarks.segment_quality import paint_like_a_user
+    from benchmarks.segment_quality import film_sections, paint_like_a_user
     from napari_cryoli._napari.demo import open_demo
 
     viewer = open_demo(napari.Viewer())
@@ -88,7 +88,7 @@ def main() -> None:
     truth = viewer.layers["dendrite true labels"].data
     film = image.metadata["cryoli"]["truth"]["film"]
     h = image.scale[0]
-    film_z = (int((film["top_nm"] - film["thickness_nm"]) / h), int(np.ceil(film["top_nm"] / h)))
+    film_z = film_sections(film, h)
     annotate = viewer.window.dock_widgets["Annotate (napari-cryoli)"]
     annotate.new_labels().data = paint_like_a_user(truth, film_z, np.random.default_rng(0))
     settle(10.0)  # a user paints for minutes; meanwhile the Train panel warms up torch's imports
