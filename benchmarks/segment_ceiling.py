@@ -4,10 +4,10 @@ The transfer benchmark applies a model trained on one tomogram to others; where 
 this separates what transfer costs from what the tomogram allows. For each seed of ``--cell``
 (development seeds by default; the transfer benchmark's test seeds choose nothing), the shipped
 pre-trained network is scored as it is and after ``--steps`` steps of fine-tuning on strokes
-painted like a user on that same tomogram. Also counted: what the SEI it misses is called.
+painted like a user on that same tomogram (``--steps``, or the user's ``--minutes`` budget). Also counted: what the SEI it misses is called.
 
     python -m benchmarks.segment_ceiling [--cell "7d, perpendicular"] [--seeds 8001 8002]
-        [--steps 300]
+        [--steps 300 | --minutes 5]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--cell", default="7d, perpendicular", choices=list(CELLS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[8001, 8002])
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--minutes", type=float, help="a time budget instead of --steps")
     args = ap.parse_args()
 
     from napari_cryoli.classes import DEFAULT_ONTOLOGY, SEI
@@ -44,16 +45,19 @@ def main() -> None:
         film = ph.truth["film"]
         film_z = film_sections(film, h[0])
         strokes = paint_like_a_user(truth, film_z, np.random.default_rng(seed))
-        config = TrainConfig(minutes=None, max_steps=args.steps, seed=seed)
+        config = TrainConfig(minutes=args.minutes, max_steps=None if args.minutes else args.steps,
+                             seed=seed)
         init, _ = starting_model(DEFAULT_ONTOLOGY, config)
         start = run_job(predict(image, init, PredictConfig(uncertainty=False), voxel_size_nm=h))
-        model = run_job(train(image, strokes, config, voxel_size_nm=h, init=init)).model
+        result = run_job(train(image, strokes, config, voxel_size_nm=h, init=init))
+        model = result.model
         own = run_job(predict(image, model, PredictConfig(uncertainty=False),
                               voxel_size_nm=h)).labels
         sei = truth == SEI
         missed = {DEFAULT_ONTOLOGY.name_of(int(c)): int(((own == c) & sei).sum())
                   for c in np.unique(own[sei & (own != SEI)])}
-        print(json.dumps({"cell": args.cell, "seed": seed, "steps": args.steps,
+        print(json.dumps({"cell": args.cell, "seed": seed,
+                          "steps": result.history["step"][-1] if result.history["step"] else 0,
                           "pretrained": rounded(scores(start.labels, truth)),
                           "own_strokes": rounded(scores(own, truth)),
                           "sei_voxels": int(sei.sum()), "sei_missed_as": missed}), flush=True)
