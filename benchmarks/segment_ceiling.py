@@ -3,8 +3,9 @@
 The transfer benchmark applies a model trained on one tomogram to others; where a cell misses,
 this separates what transfer costs from what the tomogram allows. For each seed of ``--cell``
 (development seeds by default; the transfer benchmark's test seeds choose nothing), the shipped
-pre-trained network is scored as it is and after ``--steps`` steps of fine-tuning on strokes
-painted like a user on that same tomogram (``--steps``, or the user's ``--minutes`` budget). Also counted: what the SEI it misses is called.
+pre-trained network is scored as it is and after fine-tuning (``--steps``, or the user's
+``--minutes`` budget) on strokes painted like a user on that same tomogram. Also counted: what
+the SEI it misses is called.
 
     python -m benchmarks.segment_ceiling [--cell "7d, perpendicular"] [--seeds 8001 8002]
         [--steps 300 | --minutes 5]
@@ -42,16 +43,14 @@ def main() -> None:
     for seed in args.seeds:
         ph = run_job(simulate(PhantomSpec(seed=seed, **CELLS[args.cell])))
         image, truth, h = ph.tomogram, ph.labels, ph.voxel_size_nm
-        film = ph.truth["film"]
-        film_z = film_sections(film, h[0])
-        strokes = paint_like_a_user(truth, film_z, np.random.default_rng(seed))
+        strokes = paint_like_a_user(truth, film_sections(ph.truth["film"], h[0]),
+                                    np.random.default_rng(seed))
         config = TrainConfig(minutes=args.minutes, max_steps=None if args.minutes else args.steps,
                              seed=seed)
         init, _ = starting_model(DEFAULT_ONTOLOGY, config)
         start = run_job(predict(image, init, PredictConfig(uncertainty=False), voxel_size_nm=h))
         result = run_job(train(image, strokes, config, voxel_size_nm=h, init=init))
-        model = result.model
-        own = run_job(predict(image, model, PredictConfig(uncertainty=False),
+        own = run_job(predict(image, result.model, PredictConfig(uncertainty=False),
                               voxel_size_nm=h)).labels
         sei = truth == SEI
         missed = {DEFAULT_ONTOLOGY.name_of(int(c)): int(((own == c) & sei).sum())

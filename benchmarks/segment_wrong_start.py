@@ -2,7 +2,8 @@
 
 Inverted-contrast 7 d phantoms with percentile grey levels: a model pre-trained on percentile
 grey levels (``--start``, e.g. the checkpoint shipped before calibration) reads them upside down
-and labels the strokes poorly (the shipped, calibrated model undoes the inversion itself). The same strokes (painted like a user) fine-tune
+and labels the strokes poorly (the shipped, calibrated model, with ``--intensity calibrated``,
+undoes the inversion itself and starts right). The same strokes (painted like a user) fine-tune
 it for ``--steps`` steps with ``TrainConfig.adapt_wrong_start`` on (weaker keep term, batch norm
 adapting) and off (the keep term and frozen statistics of a good start); the whole tomogram is
 scored against the truth.
@@ -27,7 +28,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--seeds", type=int, nargs="+", default=[8001, 8002])
     ap.add_argument("--start", help="starting checkpoint (default: the shipped one)")
-    ap.add_argument("--intensity", choices=("percentiles", "calibrated"), default="percentiles")
+    ap.add_argument("--intensity", choices=("percentiles", "calibrated"), default="percentiles",
+                    help="grey levels for fine-tuning: the starting model's own mapping")
     args = ap.parse_args()
 
     from napari_cryoli.classes import DEFAULT_ONTOLOGY
