@@ -18,8 +18,14 @@ The Li level is read the same way on the tomogram a model is trained on and on e
 is applied to, so that a bias of the reading cancels; the user's Li strokes, where there are
 enough, are the check (``stroke_li``: where the painted Li sits on the calibrated scale, ideally 1)
 and the fallback when no metal core is found. Polarity (dense dark as in IMOD, or inverted) comes
-from the strokes (SEI and LiH are denser than Li) or else from the histogram: dense material (SEI,
-carbon, Cu, gold) forms a long tail on one side of the bulk, vacuum a sharp edge on the other.
+from the strokes (SEI and LiH are denser than Li) or else from thin dense layers: the compact SEI
+every dendrite wears, the support film, fiducials and ice are a few nm thick and denser than what
+lies on either side, so a band-pass of a few nm shows them as narrow extremes on the dense side,
+while the back-projection's ringing and the edges of large objects give responses of both signs.
+The band-pass's skewness therefore points to dense. Where it is too weak to say, the histogram
+decides: dense material forms a long tail on one side of the bulk, vacuum a sharp edge on the
+other (which fails on clean tomograms whose histogram peaks on the metal, and on fields filled
+with metal).
 """
 
 from __future__ import annotations
@@ -68,6 +74,14 @@ LIGHTER_SHARE = 0.12
 LIGHTER_BAND = (0.6, 0.88)
 #: Painted Li voxels needed to read the Li level from the strokes.
 MIN_STROKE_VOXELS = 50
+#: Band-pass (nm, Gaussian minus Gaussian) whose skewness gives the polarity, read on a copy
+#: binned to about ``POLARITY_VOXEL_NM``, a central window of at most ``MAX_POLARITY_VOXELS``
+#: cells, whole in depth. A magnitude under ``MIN_SHELL_SKEW`` leaves it to the histogram.
+#: Chosen on development phantoms (docs/segmentation.md, "Polarity").
+SHELL_BAND_NM = (2.0, 6.0)
+POLARITY_VOXEL_NM = 2.0
+MAX_POLARITY_VOXELS = 4_000_000
+MIN_SHELL_SKEW = 0.2
 
 
 @dataclass(frozen=True)
@@ -171,7 +185,7 @@ def calibrate(
         raise InputError("the image has no contrast to calibrate (it is uniform)")
 
     strokes = _stroke_levels(image, labels, smooth, factors) if labels is not None else {}
-    sign = _polarity(smooth, strokes)
+    sign = _polarity(smooth, strokes, lambda: shell_skew(image, h))
     dense = sign * smooth
     vacuum, noise = _vacuum_level(dense)
     painted = sign * strokes[LI][0] if strokes.get(LI, (0, 0))[1] >= MIN_STROKE_VOXELS else None
@@ -194,8 +208,11 @@ def calibrate(
                        round(float(noise / scale), 4), stroke_li=check)
 
 
-def bin_volume(image: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
-    """Block means of ``image`` over ``factors`` voxels (float32), read a slab at a time.
+def bin_volume(
+    image: np.ndarray, factors: tuple[int, int, int], window: tuple[slice, slice] | None = None
+) -> np.ndarray:
+    """Block means of ``image`` (or of its y-x ``window``) over ``factors`` voxels (float32), read
+    a slab at a time.
 
     Edge voxels that do not fill a block are dropped (at most ``factor - 1`` per axis). The
     pages of a memory-mapped image are released once read, so they do not stay resident.
@@ -203,14 +220,18 @@ def bin_volume(image: np.ndarray, factors: tuple[int, int, int]) -> np.ndarray:
     from .prediction import release_pages
 
     fz, fy, fx = factors
-    nz, ny, nx = (n // f for n, f in zip(image.shape, factors))
+    wy, wx = window or (slice(None), slice(None))
+    y0, y1, _ = wy.indices(image.shape[1])
+    x0, x1, _ = wx.indices(image.shape[2])
+    nz, ny, nx = image.shape[0] // fz, (y1 - y0) // fy, (x1 - x0) // fx
     if min(nz, ny, nx) < 1:
         raise InputError(f"the volume {image.shape} is too small to bin by {factors}")
     out = np.empty((nz, ny, nx), np.float32)
     step = max(1, (32 << 20) // max(1, fz * image[0].nbytes))
     for z0 in range(0, nz, step):
         z1 = min(nz, z0 + step)
-        slab = np.asarray(image[z0 * fz : z1 * fz, : ny * fy, : nx * fx], dtype=np.float32)
+        slab = np.asarray(image[z0 * fz : z1 * fz, y0 : y0 + ny * fy, x0 : x0 + nx * fx],
+                          dtype=np.float32)
         out[z0:z1] = slab.reshape(z1 - z0, fz, ny, fy, nx, fx).mean(axis=(1, 3, 5))
         release_pages(image, z0 * fz, z1 * fz)
     return out
@@ -246,12 +267,41 @@ def _stroke_levels(image, labels, smooth, factors) -> dict[int, tuple[float, int
     return out
 
 
-def _polarity(smooth: np.ndarray, strokes: dict[int, tuple[float, int]]) -> float:
-    """+1 when dense material has higher grey values, -1 when lower (IMOD's convention)."""
+def shell_skew(image: np.ndarray, voxel_size_nm: float | tuple[float, ...]) -> float:
+    """Skewness of ``SHELL_BAND_NM``'s band-pass of ``image``: positive where thin dense layers
+    are bright (inverted contrast), negative where dark (IMOD's convention)."""
+    from scipy import ndimage as ndi
+
+    h = np.broadcast_to(np.asarray(voxel_size_nm, float), (3,))
+    f = np.maximum(1, np.round(POLARITY_VOXEL_NM / h)).astype(int)
+    cells = np.asarray(image.shape) // f
+    keep = min(1.0, np.sqrt(MAX_POLARITY_VOXELS / max(1, np.prod(cells))))
+    window = tuple(slice((n - w) // 2, (n - w) // 2 + w) for n, w in
+                   zip(image.shape[1:], np.maximum(f[1:], (cells[1:] * keep).astype(int) * f[1:])))
+    v = bin_volume(image, tuple(int(x) for x in f), window)  # type: ignore[arg-type]
+    hv = h * f
+    fine, broad = (np.asarray(s) / hv for s in SHELL_BAND_NM)
+    band = ndi.gaussian_filter(v, fine, mode="nearest")
+    band -= ndi.gaussian_filter(v, broad, mode="nearest")
+    edge = np.minimum(np.ceil(2 * broad).astype(int), np.asarray(band.shape) // 4)
+    band = band[tuple(slice(e, n - e) for e, n in zip(edge, band.shape))].astype(np.float64)
+    band -= band.mean()
+    spread = float(np.sqrt(np.mean(band**2)))
+    return float(np.mean(band**3) / spread**3) if spread > 0 else 0.0
+
+
+def _polarity(smooth: np.ndarray, strokes: dict[int, tuple[float, int]],
+              skew=lambda: 0.0) -> float:
+    """+1 when dense material has higher grey values, -1 when lower (IMOD's convention): from
+    the strokes, else from the thin dense layers (``skew()``, :func:`shell_skew`), else from the
+    histogram of ``smooth``."""
     if LI in strokes:
         denser = [strokes[c][0] for c in (LIH, SEI) if c in strokes]
         if denser:
             return 1.0 if np.median(denser) > strokes[LI][0] else -1.0
+    layers = skew()
+    if abs(layers) >= MIN_SHELL_SKEW:
+        return float(np.sign(layers))
     # Measured from the histogram's peak (vacuum, or metal in a crowded field): dense material
     # reaches much farther from it than the back-projection's light ringing does.
     counts, edges = np.histogram(smooth, bins=256)
