@@ -129,9 +129,11 @@ def _predict(args: argparse.Namespace, labels_path: Path, stop: threading.Event)
     if result.stopped:
         print("napari-cryoli predict: stopped, nothing written", file=sys.stderr)
         return 130
-    from .segment.calibration import describe_intensity
+    from .segment.calibration import describe_intensity, intensity_warning
 
     print(f"intensity: {describe_intensity(result.intensity)}", file=sys.stderr)
+    if doubt := intensity_warning(result.intensity):
+        print(f"warning: {doubt}", file=sys.stderr)
     if result.resampled_from_nm is not None:
         print(f"note: resampled from {_nm(result.resampled_from_nm)} nm to the model's "
               f"{_nm(model.voxel_size_nm)} nm voxels and back", file=sys.stderr)

@@ -71,6 +71,7 @@ def test_train_predict_copy_finetune(viewer_and_widgets, wait_job, qtbot):
     assert UNCERTAINTY in viewer.layers
     assert prediction.metadata["cryoli"]["intensity"]["kind"] == "calibration"
     assert "Grey levels: vacuum" in predict.status.text()
+    assert "Warning" not in predict.status.text()
     accuracy = (prediction.data == truth).mean()
     assert accuracy > 0.6, accuracy  # three classes: chance is about 1/3
 
@@ -166,3 +167,28 @@ def test_training_on_two_tomograms_from_open_layers(viewer_and_widgets, wait_job
     train.pairs.setCurrentRow(0)
     train.remove_pair_button.click()
     assert train.pairs.count() == 0
+
+
+def test_predict_warns_when_the_calibration_takes_all_the_metal_for_lih(
+        make_napari_viewer, wait_job, qtbot, tmp_path):
+    """Development seed 8046: its metal cores read as one population (see test_calibration)."""
+    from napari_cryoli.jobs import run_job
+    from napari_cryoli.tomo.phantom import PhantomSpec, simulate
+
+    ph = run_job(simulate(PhantomSpec(aging="7d", seed=8046, n_dendrites=2, shape=(96, 160, 240))))
+    strokes = np.zeros_like(ph.labels)
+    strokes[::16] = ph.labels[::16]
+    viewer = make_napari_viewer()
+    image_layer = viewer.add_image(ph.tomogram, name="tomo", scale=SCALE)
+    labels_layer = viewer.add_labels(strokes, name="tomo labels", scale=SCALE)
+    labels_layer.metadata["cryoli"] = {"autosave_folder": str(tmp_path)}
+    _, train = viewer.window.add_plugin_dock_widget("napari-cryoli", "Train")
+    _, predict = viewer.window.add_plugin_dock_widget("napari-cryoli", "Predict")
+    train.image_picker.set_layer(image_layer)
+    train.labels_picker.set_layer(labels_layer)
+    train.size.setCurrentText("small (fastest)")
+    train.max_steps.setValue(2)
+    wait_job(train.start())
+    wait_job(predict.start())
+    assert "Warning: the metal cores read as one population" in predict.status.text()
+    qtbot.waitUntil(predict.regions.find_button.isEnabled, timeout=60_000)  # its worker is done

@@ -153,3 +153,30 @@ def test_a_clean_tomogram_whose_histogram_peaks_on_the_metal_keeps_its_polarity(
         -ph.tomogram, 2.0)
     assert not calibrate(ph.tomogram, 2.0).inverted
     assert calibrate(-ph.tomogram, 2.0).inverted
+
+
+def test_a_fit_that_takes_all_the_metal_for_lih_is_flagged(tmp_path, capsys):
+    """Development seed 8046: the core fit takes one broad population for LiH (denser share
+    1.00) and Li reads 1.08; predict warns. A fit of two populations does not."""
+    from napari_cryoli.cli import main
+    from napari_cryoli.io import write_mrc
+    from napari_cryoli.segment.calibration import intensity_warning
+
+    ph = run_job(simulate(PhantomSpec(aging="7d", seed=8046, n_dendrites=2, shape=(96, 160, 240))))
+    doubtful = calibrate(ph.tomogram, 2.0)
+    assert "one population" in intensity_warning(doubtful.to_dict())
+    assert intensity_warning(Calibration(0.1, -0.3, "metal cores", 0.55).to_dict()) is None
+    assert intensity_warning(Normalisation(0.0, 1.0).to_dict()) is None
+
+    strokes = np.zeros_like(ph.labels)
+    strokes[::16] = ph.labels[::16]
+    write_mrc(tmp_path / "t.mrc", ph.tomogram, voxel_size_nm=2.0)
+    write_mrc(tmp_path / "l.mrc", strokes, voxel_size_nm=2.0)
+    small = ["--max-steps", "2", "--base-channels", "4", "--depth", "2", "--device", "cpu"]
+    assert main(["train", str(tmp_path / "t.mrc"), str(tmp_path / "l.mrc"),
+                 "--out", str(tmp_path / "m.pt"), *small]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "t.mrc"), "--model", str(tmp_path / "m.pt"),
+                 "--out", str(tmp_path / "seg.mrc")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the metal cores read as one population" in err

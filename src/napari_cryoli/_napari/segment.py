@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 from ..annotations import save_annotations
 from ..errors import CryoliError, InputError
 from ..jobs import Progress
-from ..segment.calibration import describe_intensity
+from ..segment.calibration import describe_intensity, intensity_warning
 from ..segment.session import TrainingSession, history_figure
 from ..segment.training import TrainConfig
 from ..settings import default_of, spin_box_options
@@ -510,11 +510,15 @@ class PredictWidget(QWidget):
             self.target_picker.set_layer(target)
         resampled = ("" if prediction.resampled_from_nm is None else
                      f" (resampled to the model's {self._model.voxel_size_nm[0]:.3g} nm voxels)")
+        doubt = intensity_warning(prediction.intensity)
         self.status.setText(
             f"Predicted {prediction.tiles} tiles in {prediction.seconds:.1f} s{resampled}. Check "
             f"the '{UNCERTAINTY}' layer for places to correct.\n"
             f"Grey levels: {describe_intensity(prediction.intensity)}"
+            + (f"\nWarning: {doubt}" if doubt else "")
         )
+        if doubt:
+            show_warning(f"Grey levels: {doubt}")
 
     def copy_prediction(self) -> None:
         """Copy the prediction into the picked labels layer (undoable in napari)."""

@@ -72,6 +72,11 @@ ONE_POPULATION_SHARE = 0.2
 #: Li-only core leaves 4-7 % there, one fitted on LiH 15-25 % (development seeds 8001-8015).
 LIGHTER_SHARE = 0.12
 LIGHTER_BAND = (0.6, 0.88)
+#: A core fit putting at least this share of the metal in the denser population took one broad
+#: population for LiH, and Li then reads too dense. On 132 development tomograms (2 dendrites
+#: 8003-8100 and 3 dendrites 8001-8040, transfer model) 8 fits reached 0.91-1.00 (mean Dice
+#: 0.56-0.67); the other 124 stayed at or below 0.74 (mean Dice 0.72 and more).
+ONE_POPULATION_DENSE_SHARE = 0.9
 #: Painted Li voxels needed to read the Li level from the strokes.
 MIN_STROKE_VOXELS = 50
 #: Band-pass (nm, Gaussian minus Gaussian) whose skewness gives the polarity, read on a copy
@@ -161,6 +166,18 @@ def describe_intensity(d: dict | None) -> str:
         return Calibration.from_dict(d).describe()
     return (f"percentiles of the whole volume (median {d['center']:.4g}, spread {d['scale']:.4g}; "
             "a model trained before calibration)")
+
+
+def intensity_warning(d: dict | None) -> str | None:
+    """A sentence for the user when a recorded calibration is doubtful, else None."""
+    if not d or d.get("kind") != "calibration" or d.get("source") != "metal cores":
+        return None
+    share = d.get("lih_share")
+    if share is not None and share >= ONE_POPULATION_DENSE_SHARE:
+        return (f"the metal cores read as one population, taken as LiH (denser share {share:.2f}): "
+                "Li may be read too dense and called LiH; check the Li/LiH call against a few "
+                "painted strokes, or fine-tune on this tomogram")
+    return None
 
 
 def calibrate(
