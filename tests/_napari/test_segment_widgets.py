@@ -34,19 +34,25 @@ def two_phase_volume():
     return image, sparse, truth
 
 
-@pytest.fixture
-def viewer_and_widgets(make_napari_viewer, tmp_path):
-    image, sparse, truth = two_phase_volume()
-    viewer = make_napari_viewer()
+def train_and_predict_panels(viewer, image, sparse, folder):
+    """The Train and Predict panels docked, Train set to ``image`` and its strokes ``sparse``."""
     image_layer = viewer.add_image(image, name="tomo", scale=SCALE)
     labels_layer = viewer.add_labels(sparse, name="tomo labels", scale=SCALE)
     # keep autosaves and checkpoints of this in-memory image inside the test's folder
-    labels_layer.metadata["cryoli"] = {"autosave_folder": str(tmp_path)}
+    labels_layer.metadata["cryoli"] = {"autosave_folder": str(folder)}
     _, train = viewer.window.add_plugin_dock_widget("napari-cryoli", "Train")
     _, predict = viewer.window.add_plugin_dock_widget("napari-cryoli", "Predict")
     train.image_picker.set_layer(image_layer)
     train.labels_picker.set_layer(labels_layer)
     train.size.setCurrentText("small (fastest)")
+    return train, predict
+
+
+@pytest.fixture
+def viewer_and_widgets(make_napari_viewer, tmp_path):
+    image, sparse, truth = two_phase_volume()
+    viewer = make_napari_viewer()
+    train, predict = train_and_predict_panels(viewer, image, sparse, tmp_path)
     train.minutes.setValue(10.0)
     train.max_steps.setValue(30)
     return viewer, train, predict, truth, tmp_path
@@ -178,15 +184,7 @@ def test_predict_warns_when_the_calibration_takes_all_the_metal_for_lih(
     ph = run_job(simulate(PhantomSpec(aging="7d", seed=8046, n_dendrites=2, shape=(96, 160, 240))))
     strokes = np.zeros_like(ph.labels)
     strokes[::16] = ph.labels[::16]
-    viewer = make_napari_viewer()
-    image_layer = viewer.add_image(ph.tomogram, name="tomo", scale=SCALE)
-    labels_layer = viewer.add_labels(strokes, name="tomo labels", scale=SCALE)
-    labels_layer.metadata["cryoli"] = {"autosave_folder": str(tmp_path)}
-    _, train = viewer.window.add_plugin_dock_widget("napari-cryoli", "Train")
-    _, predict = viewer.window.add_plugin_dock_widget("napari-cryoli", "Predict")
-    train.image_picker.set_layer(image_layer)
-    train.labels_picker.set_layer(labels_layer)
-    train.size.setCurrentText("small (fastest)")
+    train, predict = train_and_predict_panels(make_napari_viewer(), ph.tomogram, strokes, tmp_path)
     train.max_steps.setValue(2)
     wait_job(train.start())
     wait_job(predict.start())
