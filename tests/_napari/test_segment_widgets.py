@@ -187,6 +187,7 @@ def test_predict_warns_when_the_calibration_takes_all_the_metal_for_lih(
     train, predict = train_and_predict_panels(make_napari_viewer(), ph.tomogram, strokes, tmp_path)
     train.max_steps.setValue(2)
     wait_job(train.start())
+    assert "nan" not in train.status.text()  # two steps: no validation score to name it by
     wait_job(predict.start())
     assert "Warning: the metal cores read as one population" in predict.status.text()
     qtbot.waitUntil(predict.regions.find_button.isEnabled, timeout=60_000)  # its worker is done

@@ -360,9 +360,9 @@ class TrainWidget(QWidget):
         self.result = result
         self._draw_plot()
         best = result.best_val_dice
-        mean = np.mean(list(best.values())) if best else float("nan")
+        scored = f" (val Dice {np.mean(list(best.values())):.2f})" if best else ""
         stamp = time.strftime("%H:%M")
-        name = self.store.add(f"trained {stamp} (val Dice {mean:.2f})", result.model)
+        name = self.store.add(f"trained {stamp}{scored}", result.model)
         self.status.setText(self.session.finished_text(result, name))
 
     def save_model(self, path: str | Path) -> None:
