@@ -27,7 +27,6 @@ VARIED_MAX_VOXELS = 2_000_000
 
 def _read(job: tuple[str, int]) -> dict:
     import torch
-    from scipy import ndimage as ndi
 
     from benchmarks.segment_transfer import CELLS
     from napari_cryoli.jobs import run_job
@@ -41,10 +40,7 @@ def _read(job: tuple[str, int]) -> dict:
             else PhantomSpec(seed=seed, **CELLS[kind]))
     ph = run_job(simulate(spec))
     image, h = ph.tomogram, np.asarray(ph.voxel_size_nm, float)
-    factors = cal._bin_factors(image.shape, h)
-    hc = h * factors
-    smooth = ndi.gaussian_filter(cal.bin_volume(image, factors),
-                                 sigma=cal.ANALYSIS_VOXEL_NM / 2 / hc, mode="nearest")
+    smooth, _ = cal.analysis_copy(image, h)
     truth = bool(spec.inverted)
     skew = cal.shell_skew(image, h)
     return {"kind": kind, "seed": seed, "inverted": truth,

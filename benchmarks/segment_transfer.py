@@ -99,11 +99,8 @@ def main() -> None:
     ap.add_argument("--start", help="pre-trained checkpoint to fine-tune (default: the shipped one)")
     args = ap.parse_args()
 
-    from benchmarks.segment_quality import film_sections, paint_like_a_user
-    from napari_cryoli.classes import DEFAULT_ONTOLOGY
     from napari_cryoli.jobs import run_job
-    from napari_cryoli.segment import PredictConfig, TrainConfig, predict, starting_model, train
-    from napari_cryoli.segment.model import SegmentationModel
+    from napari_cryoli.segment import PredictConfig, predict
 
     cells = {k: v for k, v in CELLS.items() if not args.cells or k in args.cells}
     jobs = [("train", TRAIN_SEED, TRAIN)] + [(name, seed, s) for name, s in cells.items()
@@ -118,19 +115,12 @@ def main() -> None:
           flush=True)
 
     tomogram, truth, h, film = phantoms[("train", TRAIN_SEED)]
-    film_z = film_sections(film, h[0])
-    strokes = paint_like_a_user(truth, film_z, np.random.default_rng(TRAIN_SEED))
     results: dict = {"steps": args.steps, "start": args.start or "shipped", "test_seeds": list(TEST_SEEDS[: args.seeds]),
                      "failed_cells": failed, "variants": {}}
     for variant in args.variants:
-        config = TrainConfig(minutes=None, max_steps=args.steps, seed=TRAIN_SEED,
-                             device=args.device, intensity=variant)
-        if args.start:
-            init, note = SegmentationModel.load(args.start, device=args.device), args.start
-        else:
-            init, note = starting_model(DEFAULT_ONTOLOGY, config)
         t0 = time.perf_counter()
-        model = run_job(train(tomogram, strokes, config, voxel_size_nm=h, init=init)).model
+        model, note = fine_tune((tomogram, truth, h, film), args.steps, variant, args.start,
+                                args.device)
         train_s = time.perf_counter() - t0
         rows: dict = {"train_s": round(train_s, 1), "start": note, "cells": {}}
         same = run_job(predict(tomogram, model, PredictConfig(uncertainty=False),
@@ -152,6 +142,29 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
+
+
+def fine_tune(phantom: tuple, steps: int, variant: str = "calibrated", start: str | None = None,
+              device: str = "auto"):
+    """The user's model: ``start`` (default the shipped network) fine-tuned for ``steps`` steps
+    on strokes painted like a user on the training ``phantom`` (tomogram, truth, voxel size,
+    film record); returns it and where it started."""
+    from benchmarks.segment_quality import film_sections, paint_like_a_user
+    from napari_cryoli.classes import DEFAULT_ONTOLOGY
+    from napari_cryoli.jobs import run_job
+    from napari_cryoli.segment import TrainConfig, starting_model, train
+    from napari_cryoli.segment.model import SegmentationModel
+
+    tomogram, truth, h, film = phantom
+    strokes = paint_like_a_user(truth, film_sections(film, h[0]),
+                                np.random.default_rng(TRAIN_SEED))
+    config = TrainConfig(minutes=None, max_steps=steps, seed=TRAIN_SEED, device=device,
+                         intensity=variant)
+    if start:
+        init, note = SegmentationModel.load(start, device=device), start
+    else:
+        init, note = starting_model(DEFAULT_ONTOLOGY, config)
+    return run_job(train(tomogram, strokes, config, voxel_size_nm=h, init=init)).model, note
 
 
 def summary(per_seed: list[dict]) -> dict:

@@ -30,6 +30,7 @@ with metal).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,13 +191,9 @@ def calibrate(
     Reads a binned, smoothed copy slab by slab, so a memory-mapped tomogram larger than RAM is
     calibrated in bounded memory. Raises ``InputError`` when the volume has no contrast.
     """
-    from scipy import ndimage as ndi
-
     h = np.broadcast_to(np.asarray(voxel_size_nm, float), (3,))
-    factors = _bin_factors(image.shape, h)
-    coarse = bin_volume(image, factors)
+    smooth, factors = analysis_copy(image, h)
     hc = h * factors
-    smooth = ndi.gaussian_filter(coarse, sigma=ANALYSIS_VOXEL_NM / 2 / hc, mode="nearest")
     lo, hi = np.percentile(smooth, [0.5, 99.5])
     if not hi > lo:
         raise InputError("the image has no contrast to calibrate (it is uniform)")
@@ -223,6 +220,19 @@ def calibrate(
     return Calibration(float(sign * vacuum), float(sign * li), source,
                        None if share is None else round(float(share), 3),
                        round(float(noise / scale), 4), stroke_li=check)
+
+
+def analysis_copy(
+    image: np.ndarray, voxel_size_nm: float | tuple[float, ...]
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The copy the levels are read from: ``image`` binned to about ``ANALYSIS_VOXEL_NM`` and
+    smoothed over half of it, with the bin factors."""
+    from scipy import ndimage as ndi
+
+    h = np.broadcast_to(np.asarray(voxel_size_nm, float), (3,))
+    factors = _bin_factors(image.shape, h)
+    sigma = ANALYSIS_VOXEL_NM / 2 / (h * factors)
+    return ndi.gaussian_filter(bin_volume(image, factors), sigma, mode="nearest"), factors
 
 
 def bin_volume(
@@ -293,8 +303,8 @@ def shell_skew(image: np.ndarray, voxel_size_nm: float | tuple[float, ...]) -> f
     f = np.maximum(1, np.round(POLARITY_VOXEL_NM / h)).astype(int)
     cells = np.asarray(image.shape) // f
     keep = min(1.0, np.sqrt(MAX_POLARITY_VOXELS / max(1, np.prod(cells))))
-    window = tuple(slice((n - w) // 2, (n - w) // 2 + w) for n, w in
-                   zip(image.shape[1:], np.maximum(f[1:], (cells[1:] * keep).astype(int) * f[1:])))
+    size = np.maximum(1, (cells[1:] * keep).astype(int)) * f[1:]  # a central y-x window
+    window = tuple(slice((n - w) // 2, (n - w) // 2 + w) for n, w in zip(image.shape[1:], size))
     v = bin_volume(image, tuple(int(x) for x in f), window)  # type: ignore[arg-type]
     hv = h * f
     fine, broad = (np.asarray(s) / hv for s in SHELL_BAND_NM)
@@ -308,7 +318,7 @@ def shell_skew(image: np.ndarray, voxel_size_nm: float | tuple[float, ...]) -> f
 
 
 def _polarity(smooth: np.ndarray, strokes: dict[int, tuple[float, int]],
-              skew=lambda: 0.0) -> float:
+              skew: Callable[[], float] = lambda: 0.0) -> float:
     """+1 when dense material has higher grey values, -1 when lower (IMOD's convention): from
     the strokes, else from the thin dense layers (``skew()``, :func:`shell_skew`), else from the
     histogram of ``smooth``."""
