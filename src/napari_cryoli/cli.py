@@ -123,7 +123,8 @@ def _predict(args: argparse.Namespace, labels_path: Path, stop: threading.Event)
     pooling = {} if args.phase_sigma_nm is None else {"phase_sigma_nm": args.phase_sigma_nm}
     config = PredictConfig(tile=args.tile, tta=args.tta, device=args.device,
                            uncertainty=args.uncertainty is not None,
-                           probabilities=args.probabilities is not None, **pooling)
+                           probabilities=args.probabilities is not None,
+                           match_noise=args.match_noise, **pooling)
     result = drive(predict(image.data, model, config, outputs=outputs,
                            voxel_size_nm=image.voxel_size_nm, stop=stop), "predict")
     if result.stopped:
@@ -308,6 +309,7 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     add_argument(p, PredictConfig, "tta")
     add_argument(p, PredictConfig, "tile")
     add_argument(p, PredictConfig, "phase_sigma_nm", default=None)  # None: PredictConfig's
+    add_argument(p, PredictConfig, "match_noise")
 
 
 def _simulate_options(p: argparse.ArgumentParser) -> None:

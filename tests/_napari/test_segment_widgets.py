@@ -191,3 +191,31 @@ def test_predict_warns_when_the_calibration_takes_all_the_metal_for_lih(
     wait_job(predict.start())
     assert "Warning: the metal cores read as one population" in predict.status.text()
     qtbot.waitUntil(predict.regions.find_button.isEnabled, timeout=60_000)  # its worker is done
+
+
+def test_predict_matches_the_noise_of_the_training_tomogram_unless_unticked(
+        make_napari_viewer, wait_job, qtbot, tmp_path):
+    """Trained on a noisier copy of a phantom, the model's prediction of the phantom itself adds
+    noise, and the status says how much; unticked, none is added."""
+    from napari_cryoli.jobs import run_job
+    from napari_cryoli.tomo.phantom import PhantomSpec, simulate
+
+    ph = run_job(simulate(PhantomSpec(aging="7d", seed=5, shape=(96, 96, 160))))
+    noisier = ph.tomogram + np.random.default_rng(1).normal(0, 0.15, ph.tomogram.shape)
+    strokes = np.zeros_like(ph.labels)
+    strokes[::8] = ph.labels[::8]
+    viewer = make_napari_viewer()
+    train, predict = train_and_predict_panels(viewer, noisier.astype(np.float32), strokes,
+                                              tmp_path)
+    train.max_steps.setValue(2)
+    wait_job(train.start())
+    assert "trained on voxel noise" in train.status.text()
+    predict.image_picker.set_layer(viewer.add_image(ph.tomogram, name="clean", scale=SCALE))
+    assert predict.match_noise.isChecked()
+    wait_job(predict.start())
+    assert "added" in predict.status.text() and "no noise added" not in predict.status.text()
+    qtbot.waitUntil(predict.regions.find_button.isEnabled, timeout=60_000)
+    predict.match_noise.setChecked(False)
+    wait_job(predict.start())
+    assert "no noise added" in predict.status.text()
+    qtbot.waitUntil(predict.regions.find_button.isEnabled, timeout=60_000)

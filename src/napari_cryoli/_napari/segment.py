@@ -410,6 +410,11 @@ class PredictWidget(QWidget):
         self.load_button.setToolTip("Load a model file (.pt)")
         self.tta = QCheckBox("Flip test-time augmentation (slower, smoother)")
         self.tta.setToolTip("Average the predictions of mirrored copies: 8 times the work")
+        self.match_noise = QCheckBox("Match the model's noise")
+        self.match_noise.setChecked(True)
+        self.match_noise.setToolTip(
+            "Add white noise to a tomogram clearly cleaner than the one the model was trained on, "
+            "up to its noise: a model trained on one noisy tomogram misreads cleaner ones")
         self.controls = JobControls(
             napari_viewer, "Predict", start_tip="Segment the whole tomogram in the background; "
             "adds the prediction and uncertainty layers",
@@ -436,6 +441,7 @@ class PredictWidget(QWidget):
         form.addRow("Model", row)
         layout.addLayout(form)
         layout.addWidget(self.tta)
+        layout.addWidget(self.match_noise)
         layout.addWidget(self.controls)
         correct = QFormLayout()
         correct.addRow("Correct in", self.target_picker)
@@ -472,7 +478,8 @@ class PredictWidget(QWidget):
             show_info("Pick an image and a model (train one, or Load… a file)")
             return None
         warn_if_incompatible(model, image, None)
-        config = PredictConfig(tta=self.tta.isChecked(), uncertainty=True)
+        config = PredictConfig(tta=self.tta.isChecked(), uncertainty=True,
+                               match_noise=self.match_noise.isChecked())
         data = image.data
         voxel = L.voxel_size_nm(image)
         self._image, self._model = image, model

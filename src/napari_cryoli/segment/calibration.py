@@ -100,6 +100,8 @@ class Calibration:
     cores"; "strokes" or "histogram" when no metal core was found); ``lih_share`` is the share of
     the core voxels in the denser population (a diagnostic, not a measurement), ``noise`` the
     standard deviation of vacuum in Li units, ``stroke_li`` the painted Li's median on this scale.
+    ``voxel_noise`` (a model's calibration only) is the least voxel noise, in Li units on the
+    network's grid, of the tomograms it was trained on (``noise.voxel_noise``).
     """
 
     vacuum: float
@@ -109,6 +111,7 @@ class Calibration:
     noise: float | None = None
     per_image: bool = True
     stroke_li: float | None = None
+    voxel_noise: float | None = None
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.vacuum) or not np.isfinite(self.li) or self.li == self.vacuum:
@@ -141,14 +144,16 @@ class Calibration:
         share = "" if self.lih_share is None else f", denser share of the metal {self.lih_share:.2f}"
         noise = "" if self.noise is None else f", vacuum noise {self.noise:.2f} Li units"
         check = "" if self.stroke_li is None else f", painted Li at {self.stroke_li:.2f}"
+        trained = ("" if self.voxel_noise is None
+                   else f", trained on voxel noise {self.voxel_noise:.2f} Li units")
         return (f"vacuum {self.vacuum:.4g}, Li {self.li:.4g} ({polarity}; Li level from "
-                f"{self.source}{share}{noise}{check})")
+                f"{self.source}{share}{noise}{check}{trained})")
 
     def to_dict(self) -> dict:
         return {"kind": "calibration", "vacuum": self.vacuum, "li": self.li,
                 "source": self.source, "lih_share": self.lih_share, "noise": self.noise,
                 "inverted": self.inverted, "per_image": self.per_image,
-                "stroke_li": self.stroke_li}
+                "stroke_li": self.stroke_li, "voxel_noise": self.voxel_noise}
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
@@ -156,7 +161,8 @@ class Calibration:
             return None if d.get(key) is None else float(d[key])
 
         return cls(float(d["vacuum"]), float(d["li"]), str(d.get("source", "metal cores")),
-                   opt("lih_share"), opt("noise"), bool(d.get("per_image", True)), opt("stroke_li"))
+                   opt("lih_share"), opt("noise"), bool(d.get("per_image", True)), opt("stroke_li"),
+                   opt("voxel_noise"))
 
 
 def describe_intensity(d: dict | None) -> str:
@@ -164,7 +170,13 @@ def describe_intensity(d: dict | None) -> str:
     if not d:
         return "not recorded"
     if d.get("kind") == "calibration":
-        return Calibration.from_dict(d).describe()
+        matched = ""
+        if d.get("noise_added") is not None:
+            matched = (f"; voxel noise {d['tomogram_voxel_noise']:.2f} Li units against the "
+                       f"model's {d['model_voxel_noise']:.2f}, "
+                       + (f"noise of {d['noise_added']:.2f} added" if d["noise_added"]
+                          else "no noise added"))
+        return Calibration.from_dict(d).describe() + matched
     return (f"percentiles of the whole volume (median {d['center']:.4g}, spread {d['scale']:.4g}; "
             "a model trained before calibration)")
 

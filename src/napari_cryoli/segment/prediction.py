@@ -46,6 +46,8 @@ class PredictConfig:
     native bf16 (AVX-512 BF16/AMX), fp32 elsewhere (bf16 is emulated, and very slow, on AVX2).
     ``phase_sigma_nm`` is the Gaussian (nm) over which the evidence for Li against LiH is pooled
     before each voxel is labelled (``pool_phases``); 0 labels each voxel on its own evidence.
+    ``match_noise`` brings a tomogram whose voxel noise is clearly below the model's training
+    tomograms' up to it (``segment.noise``).
     """
 
     tile: int | None = setting(None, "tile side in voxels (default: the training patch)",
@@ -61,6 +63,9 @@ class PredictConfig:
         PHASE_SIGMA_NM, "Gaussian (nm) over which Li-vs-LiH evidence is pooled before labelling; "
         "0: each voxel on its own evidence", minimum=0.0,
     )
+    match_noise: bool = setting(
+        True, "add white noise to a tomogram clearly cleaner than the model's training "
+        "tomograms, up to their voxel noise (calibrated models only)")
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < 1:
@@ -179,7 +184,9 @@ def _predict_tiles(
     want_prob = config.probabilities or out.probabilities is not None
     want_unc = config.uncertainty or out.uncertainty is not None
     started = time.perf_counter()
-    network_input = WorkingGrid(image, voxel, working) if resampled else image
+    source, norm, intensity = _matched_noise(image, model, norm, voxel or working or 1.0,
+                                             working if resampled else None, config.match_noise)
+    network_input = WorkingGrid(source, voxel, working) if resampled else source
     grid = TileGrid.for_volume(
         network_input.shape, config.tile or model.patch_size, config.overlap,
         model.architecture.size_multiple,
@@ -208,7 +215,7 @@ def _predict_tiles(
                 if stop_requested(stop):
                     files.close(discard=True)
                     return Prediction(None, None, None, tuple(map(int, class_ids)), True, done,
-                                      time.perf_counter() - started, norm.to_dict())
+                                      time.perf_counter() - started, intensity)
                 continue
             z0, z1, blended = finished
             labels[z0:z1] = class_ids[np.argmax(blended, axis=0)]
@@ -233,9 +240,33 @@ def _predict_tiles(
         stopped=False,
         tiles=grid.n_tiles,
         seconds=time.perf_counter() - started,
-        intensity=norm.to_dict(),
+        intensity=intensity,
         resampled_from_nm=tuple(map(float, np.broadcast_to(voxel, (3,)))) if resampled else None,
     )
+
+
+def _matched_noise(image: np.ndarray, model: SegmentationModel, norm, voxel, working,
+                   match: bool):
+    """``image`` with noise matched to the model's training tomograms where asked and needed
+    (``segment.noise``), its calibration, and the grey-level record of the prediction, which says
+    how much was added. The noisy image is calibrated again: that is what the network reads.
+    ``working`` is the network's voxel size where it differs from ``voxel``, else None."""
+    from .calibration import Calibration
+    from .noise import NoiseAdded, noise_to_add, per_working_voxel, voxel_noise
+
+    trained = model.normalisation
+    if not (isinstance(norm, Calibration) and isinstance(trained, Calibration)
+            and trained.voxel_noise):
+        return image, norm, norm.to_dict()
+    unit = norm.li - norm.vacuum
+    noise = per_working_voxel(voxel_noise(image, unit), voxel, working)
+    add = noise_to_add(trained.voxel_noise, noise) if match else 0.0
+    if add:
+        image = NoiseAdded(image, add / per_working_voxel(1.0, voxel, working) * abs(unit))
+        norm = trained.for_image(image, voxel)
+    record = {**norm.to_dict(), "tomogram_voxel_noise": round(noise, 4),
+              "model_voxel_noise": trained.voxel_noise, "noise_added": round(add, 4)}
+    return image, norm, record
 
 
 def _on_original_grid(events, n_classes: int, work_shape, shape, voxel, working):

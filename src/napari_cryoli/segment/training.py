@@ -13,7 +13,7 @@ import copy
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +23,10 @@ from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology, count_voxels
 from ..errors import InputError
 from ..jobs import Job, Progress
 from ..settings import setting
-from .calibration import calibrate
+from .calibration import Calibration, calibrate
 from .loop import StepLoop, state_copy
 from .model import Normalisation, SegmentationModel, resolve_device, with_cpu_math
+from .noise import per_working_voxel, voxel_noise
 from .prediction import check_volume
 from .resample import needs_resampling, to_working_grid
 from .sampling import (
@@ -299,9 +300,13 @@ def _train_steps(
     if intensity_note:
         yield Progress(0, 1, intensity_note, {"intensity_note": intensity_note})
     volumes: list[_Volume] = []
+    noises = []  # voxel noise per working voxel, what noise matching aims at
     for (image, labels, _), voxel, norm in zip(pairs, voxels, norms):
         shape = image.shape
         resampled = needs_resampling(voxel, working)
+        if isinstance(norm, Calibration):
+            noises.append(per_working_voxel(voxel_noise(image, norm.li - norm.vacuum), voxel,
+                                            working if resampled else None))
         if resampled:
             image = to_working_grid(image, voxel, working)
             labels = labels_to_working_grid(labels, voxel, working)
@@ -310,6 +315,8 @@ def _train_steps(
         volumes.append(_Volume(image, sparse, PatchSampler(sparse, patch), norm, shape, resampled))
     first = volumes[0]
     image, sparse, norm, intensity = first.image, first.sparse, first.norm, first.norm
+    if len(noises) == len(volumes):
+        intensity = replace(intensity, voxel_noise=round(min(noises), 4))
     original_shape, resampled = first.original_shape, first.resampled
     if init is not None:
         model = SegmentationModel(
