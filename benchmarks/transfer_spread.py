@@ -4,11 +4,12 @@ The transfer benchmark's model (fine-tuned on training tomogram 6001, ``--steps`
 applied to many development seeds of one kind; each row gives the Dice scores and LiH share
 error beside what the calibration read without strokes: polarity, the denser share of the metal
 cores (``lih_share``, which ``intensity_warning`` flags from ``ONE_POPULATION_DENSE_SHARE``) and
-the vacuum noise in Li units. The summary gives the correlation of the LiH share error with
-each. The transfer benchmark's test seeds are not used.
+the vacuum noise in Li units, and the voxel noise and any noise added to match the model's
+(``--no-match-noise`` predicts without). The summary gives the correlation of the LiH share error
+with each. The transfer benchmark's test seeds are not used.
 
     python -m benchmarks.transfer_spread [--cell "7d, 2 dendrites"] [--seeds 8001 8101]
-        [--model M.pt | --save-model M.pt] [--steps 300] [--workers 2]
+        [--model M.pt | --save-model M.pt] [--steps 300] [--workers 2] [--no-match-noise]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from benchmarks.segment_transfer import CELLS, TRAIN, TRAIN_SEED, _simulate, fine_tune, scores
 
 
-def _apply(job: tuple[str, str, int]) -> dict:
+def _apply(job: tuple[str, str, int, bool]) -> dict:
     import torch
 
     from napari_cryoli.jobs import run_job
@@ -31,17 +32,20 @@ def _apply(job: tuple[str, str, int]) -> dict:
     from napari_cryoli.segment.model import SegmentationModel
 
     torch.set_num_threads(1)
-    path, cell, seed = job
+    path, cell, seed, match = job
     _, _, phantom, error = _simulate((cell, seed, CELLS[cell]))
     if phantom is None:
         return {"seed": seed, "error": error}
     image, truth, h, _ = phantom
     model = SegmentationModel.load(path, device="cpu")
-    pred = run_job(predict(image, model, PredictConfig(uncertainty=False), voxel_size_nm=h))
+    pred = run_job(predict(image, model, PredictConfig(uncertainty=False, match_noise=match),
+                           voxel_size_nm=h))
     c = calibrate(image, h)
     return {"seed": seed, **{k: round(v, 3) for k, v in scores(pred.labels, truth).items()},
             "inverted": c.inverted, "lih_share": c.lih_share, "noise": c.noise,
-            "flagged": c.lih_share is not None and c.lih_share >= ONE_POPULATION_DENSE_SHARE}
+            "flagged": c.lih_share is not None and c.lih_share >= ONE_POPULATION_DENSE_SHARE,
+            "voxel_noise": pred.intensity.get("tomogram_voxel_noise"),
+            "noise_added": pred.intensity.get("noise_added")}
 
 
 def main() -> None:
@@ -53,13 +57,15 @@ def main() -> None:
     ap.add_argument("--save-model", help="where to keep the fine-tuned model")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--match-noise", action=argparse.BooleanOptionalAction, default=True,
+                    help="predict with noise matching, as shipped (default)")
     args = ap.parse_args()
     path = args.model
     if path is None:
         _, _, phantom, _ = _simulate(("train", TRAIN_SEED, TRAIN))
         path = args.save_model or "transfer_spread_model.pt"
         fine_tune(phantom, args.steps)[0].save(path)
-    jobs = [(path, args.cell, s) for s in range(*args.seeds)]
+    jobs = [(path, args.cell, s, args.match_noise) for s in range(*args.seeds)]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(_apply, jobs))
     for row in rows:
