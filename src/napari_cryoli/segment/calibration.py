@@ -174,7 +174,7 @@ def describe_intensity(d: dict | None) -> str:
         if d.get("noise_added") is not None:
             matched = (f"; voxel noise {d['tomogram_voxel_noise']:.2f} Li units against the "
                        f"model's {d['model_voxel_noise']:.2f}, "
-                       + (f"noise of {d['noise_added']:.2f} added" if d["noise_added"]
+                       + (f"white noise of {d['noise_added']:.2f} added" if d["noise_added"]
                           else "no noise added"))
         return Calibration.from_dict(d).describe() + matched
     return (f"percentiles of the whole volume (median {d['center']:.4g}, spread {d['scale']:.4g}; "
