@@ -18,7 +18,8 @@ predict`` in a child process, whose resident memory is sampled every 50 ms and w
 Cases: the shipped pre-trained model (percentile grey levels, no working voxel size); a model
 calibrated on vacuum and Li with 2 nm working voxels (a few steps of ``napari-cryoli train
 --intensity calibrated`` from the pre-trained one) on the tomogram declared at 2 nm, at 1 nm
-(binned to the working grid) and at 2.5 nm (interpolated up to it).
+(binned to the working grid) and at 2.5 nm (interpolated up to it); and a model trained on a
+noisier copy of the phantom, which predicts the tomogram with noise matching (``segment.noise``).
 
     flock /tmp/cryoli-bench.lock python -m benchmarks.segment_memory --command
 """
@@ -103,6 +104,7 @@ CASES = {
     "b": ("calibrated, 2 nm working voxels, tomogram at 2 nm", "calibrated", 2.0),
     "c": ("calibrated, tomogram at 1 nm (binned)", "calibrated", 1.0),
     "d": ("calibrated, tomogram at 2.5 nm (upsampled)", "calibrated", 2.5),
+    "e": ("calibrated on a noisier copy, tomogram at 2 nm (noise matched)", "noisier", 2.0),
 }
 
 
@@ -124,16 +126,24 @@ def mirrored(volume: np.ndarray, reps: int = 2) -> np.ndarray:
     return out
 
 
-def calibrated_model(work: Path, tomogram: np.ndarray, labels: np.ndarray, cli: list[str]) -> Path:
+def calibrated_model(work: Path, tomogram: np.ndarray, labels: np.ndarray, cli: list[str],
+                     name: str = "calibrated", noisier: bool = False) -> Path:
     """A model with calibrated grey levels and 2 nm working voxels: a few training steps from the
-    pre-trained one on the phantom, with every 16th section of its labels as strokes."""
+    pre-trained one on the phantom, with every 16th section of its labels as strokes. ``noisier``
+    trains on the phantom with white noise of 1.5 times its own voxel noise added, so that the
+    phantom itself is predicted with noise matching."""
     from napari_cryoli.io import write_mrc
+    from napari_cryoli.segment.noise import voxel_noise
 
-    model = work / "calibrated.pt"
+    model = work / f"{name}.pt"
     if model.exists():
         return model
     strokes = np.zeros_like(labels)
     strokes[8::16] = labels[8::16]
+    if noisier:
+        sigma = 1.5 * voxel_noise(tomogram, 1.0)
+        tomogram = tomogram + np.random.default_rng(0).normal(0, sigma, tomogram.shape).astype(
+            np.float32)
     write_mrc(work / "train.mrc", tomogram, voxel_size_nm=(2.0, 2.0, 2.0))
     write_mrc(work / "strokes.mrc", strokes, voxel_size_nm=(2.0, 2.0, 2.0), labels=True)
     subprocess.run([*cli, "train", str(work / "train.mrc"), str(work / "strokes.mrc"),
@@ -206,8 +216,10 @@ def prepare(work: Path, cases: list[str]) -> None:
 
     piece, labels = phantom()
     tomogram = mirrored(piece)
-    if set(cases) - {"a"}:
+    if set(cases) - {"a", "e"}:
         calibrated_model(work, piece, labels, _cli())
+    if "e" in cases:
+        calibrated_model(work, piece, labels, _cli(), "noisier", noisier=True)
     for voxel in sorted({CASES[c][2] for c in cases}):
         write_mrc(work / f"tomogram_{voxel:g}nm.mrc", tomogram, voxel_size_nm=(voxel,) * 3)
 
@@ -222,7 +234,8 @@ def command_cases(work: Path, cases: list[str], tile: int | None, stub: bool = F
     cli = [sys.executable, "-m", "benchmarks.segment_memory", "--stubbed-predict"] if stub else _cli()
     subprocess.run([sys.executable, "-m", "benchmarks.segment_memory", "--prepare", str(work),
                     "--cases", *cases], check=True)
-    models = {"pretrained": PRETRAINED, "calibrated": work / "calibrated.pt"}
+    models = {"pretrained": PRETRAINED, "calibrated": work / "calibrated.pt",
+              "noisier": work / "noisier.pt"}
     for case in cases:
         name, which, voxel = CASES[case]
         path = work / f"tomogram_{voxel:g}nm.mrc"

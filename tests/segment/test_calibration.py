@@ -179,3 +179,21 @@ def test_a_fit_that_takes_all_the_metal_for_lih_is_flagged(tmp_path, capsys):
                  "--out", str(tmp_path / "seg.mrc")]) == 0
     err = capsys.readouterr().err
     assert "warning: the metal cores read as one population" in err
+
+
+def test_a_dendrite_off_centre_in_a_large_field_still_sets_the_polarity():
+    """Development seed 8058 in a corner of a field of vacuum ten times its area: the thin
+    layers are read on the window where the field varies most, so the dendrites are in it (a
+    central window, read before, held vacuum only: skewness 0.00)."""
+    from napari_cryoli.classes import BACKGROUND
+    from napari_cryoli.segment.calibration import MIN_SHELL_SKEW, shell_skew
+
+    ph = run_job(simulate(PhantomSpec(aging="7d", seed=8058, n_dendrites=2,
+                                      shape=(96, 160, 240))))
+    vacuum = ph.tomogram[ph.labels == BACKGROUND]
+    rng = np.random.default_rng(0)
+    field = rng.normal(np.median(vacuum), 0.5 * vacuum.std(), (96, 640, 640)).astype(np.float32)
+    field[:, :160, :240] = ph.tomogram
+    assert shell_skew(field, 2.0) < -MIN_SHELL_SKEW < MIN_SHELL_SKEW < shell_skew(-field, 2.0)
+    assert not calibrate(field, 2.0).inverted
+    assert calibrate(-field, 2.0).inverted

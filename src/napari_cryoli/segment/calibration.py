@@ -81,8 +81,8 @@ ONE_POPULATION_DENSE_SHARE = 0.8
 #: Painted Li voxels needed to read the Li level from the strokes.
 MIN_STROKE_VOXELS = 50
 #: Band-pass (nm, Gaussian minus Gaussian) whose skewness gives the polarity, read on a copy
-#: binned to about ``POLARITY_VOXEL_NM``, a central window of at most ``MAX_POLARITY_VOXELS``
-#: cells, whole in depth. A magnitude under ``MIN_SHELL_SKEW`` leaves it to the histogram.
+#: binned to about ``POLARITY_VOXEL_NM``, at most ``MAX_POLARITY_VOXELS`` cells (a window, whole
+#: in depth, where the field varies most). A magnitude under ``MIN_SHELL_SKEW`` leaves it to the histogram.
 #: Chosen on development phantoms (docs/segmentation.md, "Polarity").
 SHELL_BAND_NM = (2.0, 6.0)
 POLARITY_VOXEL_NM = 2.0
@@ -308,15 +308,21 @@ def _stroke_levels(image, labels, smooth, factors) -> dict[int, tuple[float, int
 
 def shell_skew(image: np.ndarray, voxel_size_nm: float | tuple[float, ...]) -> float:
     """Skewness of ``SHELL_BAND_NM``'s band-pass of ``image``: positive where thin dense layers
-    are bright (inverted contrast), negative where dark (IMOD's convention)."""
+    are bright (inverted contrast), negative where dark (IMOD's convention).
+
+    Read on a copy binned to about ``POLARITY_VOXEL_NM``; where that holds more than
+    ``MAX_POLARITY_VOXELS`` cells, on a window of that many (whole in depth) centred where the
+    field varies most (:func:`_busiest_window`): a dendrite off-centre in a wide field of vacuum
+    would be missed by a central one.
+    """
     from scipy import ndimage as ndi
 
     h = np.broadcast_to(np.asarray(voxel_size_nm, float), (3,))
     f = np.maximum(1, np.round(POLARITY_VOXEL_NM / h)).astype(int)
     cells = np.asarray(image.shape) // f
     keep = min(1.0, np.sqrt(MAX_POLARITY_VOXELS / max(1, np.prod(cells))))
-    size = np.maximum(1, (cells[1:] * keep).astype(int)) * f[1:]  # a central y-x window
-    window = tuple(slice((n - w) // 2, (n - w) // 2 + w) for n, w in zip(image.shape[1:], size))
+    size = np.maximum(1, (cells[1:] * keep).astype(int)) * f[1:]
+    window = _busiest_window(image, h, size) if keep < 1 else (slice(None), slice(None))
     v = bin_volume(image, tuple(int(x) for x in f), window)  # type: ignore[arg-type]
     hv = h * f
     fine, broad = (np.asarray(s) / hv for s in SHELL_BAND_NM)
@@ -327,6 +333,20 @@ def shell_skew(image: np.ndarray, voxel_size_nm: float | tuple[float, ...]) -> f
     band -= band.mean()
     spread = float(np.sqrt(np.mean(band**2)))
     return float(np.mean(band**3) / spread**3) if spread > 0 else 0.0
+
+
+def _busiest_window(image: np.ndarray, h: np.ndarray, size: np.ndarray) -> tuple[slice, slice]:
+    """The y-x window of ``size`` voxels where the grey levels vary most along z (dendrites,
+    fiducials and ice; the film is everywhere), found on a copy binned to about 8 nm."""
+    from scipy import ndimage as ndi
+
+    f = np.maximum(1, np.round(4 * POLARITY_VOXEL_NM / h)).astype(int)
+    coarse = bin_volume(image, tuple(int(x) for x in f))  # type: ignore[arg-type]
+    varied = ndi.uniform_filter(coarse.var(axis=0), np.maximum(1, size // f[1:]), mode="nearest")
+    centre = (np.array(np.unravel_index(np.argmax(varied), varied.shape)) + 0.5) * f[1:]
+    shape = np.asarray(image.shape[1:])
+    lo = np.clip((centre - size / 2).astype(int), 0, shape - size)
+    return tuple(slice(int(a), int(a + w)) for a, w in zip(lo, size))  # type: ignore[return-value]
 
 
 def _polarity(smooth: np.ndarray, strokes: dict[int, tuple[float, int]],
