@@ -1,9 +1,10 @@
 """Voxel noise of a tomogram on the calibrated scale, and noise added to match a model's.
 
-A network fine-tuned on one tomogram has seen that tomogram's noise only. On development
-phantoms (docs/segmentation.md, "Noise matching") the transfer model lost Li on tomograms whose
-voxel noise was two thirds of its training tomogram's (mean Dice 0.72-0.81 against 0.85-0.91 on
-the others), and adding white noise up to the training level brought them to 0.78-0.91. The
+A network fine-tuned on one tomogram has seen that tomogram's noise only, and the calibration's
+fit of the metal cores moves with the noise. On development phantoms (docs/segmentation.md,
+"Noise matching") the transfer model lost Li on tomograms whose voxel noise was two thirds of its
+training tomogram's (mean Dice 0.72-0.81, Li Dice 0.57-0.74); white noise up to the training
+level, the noisier copy calibrated again, brought them to 0.91-0.93. The
 model records the least voxel noise it was trained on (``Calibration.voxel_noise``, per voxel of
 its working size); a tomogram clearly cleaner than that is given the difference as white noise on
 its own grid, is calibrated again, and the network reads that. The noise is drawn per z-section
