@@ -100,8 +100,8 @@ class Calibration:
     cores"; "strokes" or "histogram" when no metal core was found); ``lih_share`` is the share of
     the core voxels in the denser population (a diagnostic, not a measurement), ``noise`` the
     standard deviation of vacuum in Li units, ``stroke_li`` the painted Li's median on this scale.
-    ``voxel_noise`` (a model's calibration only) is the least voxel noise, in Li units on the
-    network's grid, of the tomograms it was trained on (``noise.voxel_noise``).
+    ``voxel_noise`` (a model's calibration only) is the least voxel noise, in Li units per voxel
+    of the network's grid, of the tomograms it was trained on (``segment.noise``).
     """
 
     vacuum: float
@@ -211,7 +211,7 @@ def calibrate(
         raise InputError("the image has no contrast to calibrate (it is uniform)")
 
     strokes = _stroke_levels(image, labels, smooth, factors) if labels is not None else {}
-    sign = _polarity(smooth, strokes, lambda: shell_skew(image, h))
+    sign = _polarity(smooth, strokes, lambda: shell_skew(image, h, (smooth, factors)))
     dense = sign * smooth
     vacuum, noise = _vacuum_level(dense)
     painted = sign * strokes[LI][0] if strokes.get(LI, (0, 0))[1] >= MIN_STROKE_VOXELS else None
@@ -306,14 +306,16 @@ def _stroke_levels(image, labels, smooth, factors) -> dict[int, tuple[float, int
     return out
 
 
-def shell_skew(image: np.ndarray, voxel_size_nm: float | tuple[float, ...]) -> float:
+def shell_skew(image: np.ndarray, voxel_size_nm: float | tuple[float, ...],
+               overview: tuple[np.ndarray, tuple[int, int, int]] | None = None) -> float:
     """Skewness of ``SHELL_BAND_NM``'s band-pass of ``image``: positive where thin dense layers
     are bright (inverted contrast), negative where dark (IMOD's convention).
 
     Read on a copy binned to about ``POLARITY_VOXEL_NM``; where that holds more than
     ``MAX_POLARITY_VOXELS`` cells, on a window of that many (whole in depth) centred where the
-    field varies most (:func:`_busiest_window`): a dendrite off-centre in a wide field of vacuum
-    would be missed by a central one.
+    field varies most (:func:`_busiest_window`, on ``overview``: :func:`analysis_copy`'s copy and
+    bin factors, made here when not given): a dendrite off-centre in a wide field of vacuum would
+    be missed by a central one.
     """
     from scipy import ndimage as ndi
 
@@ -322,7 +324,10 @@ def shell_skew(image: np.ndarray, voxel_size_nm: float | tuple[float, ...]) -> f
     cells = np.asarray(image.shape) // f
     keep = min(1.0, np.sqrt(MAX_POLARITY_VOXELS / max(1, np.prod(cells))))
     size = np.maximum(1, (cells[1:] * keep).astype(int)) * f[1:]
-    window = _busiest_window(image, h, size) if keep < 1 else (slice(None), slice(None))
+    window: tuple[slice, slice] = (slice(None), slice(None))
+    if keep < 1:
+        copy, factors = overview or analysis_copy(image, h)
+        window = _busiest_window(copy, np.asarray(factors[1:]), size, image.shape[1:])
     v = bin_volume(image, tuple(int(x) for x in f), window)  # type: ignore[arg-type]
     hv = h * f
     fine, broad = (np.asarray(s) / hv for s in SHELL_BAND_NM)
@@ -335,17 +340,16 @@ def shell_skew(image: np.ndarray, voxel_size_nm: float | tuple[float, ...]) -> f
     return float(np.mean(band**3) / spread**3) if spread > 0 else 0.0
 
 
-def _busiest_window(image: np.ndarray, h: np.ndarray, size: np.ndarray) -> tuple[slice, slice]:
-    """The y-x window of ``size`` voxels where the grey levels vary most along z (dendrites,
-    fiducials and ice; the film is everywhere), found on a copy binned to about 8 nm."""
+def _busiest_window(copy: np.ndarray, factors: np.ndarray, size: np.ndarray,
+                    shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The y-x window of ``size`` voxels (of a field of ``shape``) where the grey levels of
+    ``copy``, binned by ``factors`` in y and x, vary most along z: dendrites, fiducials and ice
+    (the film is everywhere)."""
     from scipy import ndimage as ndi
 
-    f = np.maximum(1, np.round(4 * POLARITY_VOXEL_NM / h)).astype(int)
-    coarse = bin_volume(image, tuple(int(x) for x in f))  # type: ignore[arg-type]
-    varied = ndi.uniform_filter(coarse.var(axis=0), np.maximum(1, size // f[1:]), mode="nearest")
-    centre = (np.array(np.unravel_index(np.argmax(varied), varied.shape)) + 0.5) * f[1:]
-    shape = np.asarray(image.shape[1:])
-    lo = np.clip((centre - size / 2).astype(int), 0, shape - size)
+    varied = ndi.uniform_filter(copy.var(axis=0), np.maximum(1, size // factors), mode="nearest")
+    centre = (np.array(np.unravel_index(np.argmax(varied), varied.shape)) + 0.5) * factors
+    lo = np.clip((centre - size / 2).astype(int), 0, np.asarray(shape) - size)
     return tuple(slice(int(a), int(a + w)) for a, w in zip(lo, size))  # type: ignore[return-value]
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .resample import SectionsOnDemand
+
 #: Noise is added only to a tomogram whose voxel noise is below this share of the model's:
 #: tomograms within it segmented alike with and without (development seeds).
 MATCH_BELOW = 0.8
@@ -60,37 +62,20 @@ def noise_to_add(model_noise: float | None, noise: float) -> float:
     return float(np.sqrt(model_noise**2 - noise**2))
 
 
-class NoiseAdded:
-    """``volume`` with white noise of ``sigma`` grey levels added, computed when sliced: an
-    array-like (z, y, x) read with z-slices (or one section) as the calibration, the resampling
-    and a sliding window read it.
-
-    The sections of the last z-range asked for are kept, so the tiles of one layer read them
-    once; pages of a memory-mapped volume are released once read.
-    """
+class NoiseAdded(SectionsOnDemand):
+    """``volume`` with white noise of ``sigma`` grey levels added, each section's drawn from
+    ``seed`` and its index. Pages of a memory-mapped volume are released once read."""
 
     def __init__(self, volume, sigma: float, seed: int = NOISE_SEED) -> None:
         self.volume, self.sigma, self.seed = volume, float(sigma), seed
         self.shape = tuple(volume.shape)
-        self.dtype = np.dtype(np.float32)
-        self.ndim = 3
-        self._kept: tuple[tuple[int, int], np.ndarray] | None = None
 
-    def __getitem__(self, key) -> np.ndarray:
+    def sections(self, z0: int, z1: int) -> np.ndarray:
         from .prediction import release_pages
 
-        key = key if isinstance(key, tuple) else (key,)
-        if isinstance(key[0], (int, np.integer)):
-            z = int(key[0]) % self.shape[0]
-            return self[(slice(z, z + 1), *key[1:])][0]
-        z0, z1, step = key[0].indices(self.shape[0])
-        if step != 1:
-            raise IndexError("a noise-matched volume is sliced along z with step 1")
-        if self._kept is None or self._kept[0] != (z0, z1):
-            sections = np.array(self.volume[z0:z1], np.float32)
-            release_pages(self.volume, z0, z1)
-            for i, z in enumerate(range(z0, z1)):
-                rng = np.random.default_rng((self.seed, z))
-                sections[i] += rng.normal(0.0, self.sigma, sections.shape[1:]).astype(np.float32)
-            self._kept = ((z0, z1), sections)
-        return self._kept[1][(slice(None), *key[1:])]
+        out = np.array(self.volume[z0:z1], np.float32)
+        release_pages(self.volume, z0, z1)
+        for i, z in enumerate(range(z0, z1)):
+            rng = np.random.default_rng((self.seed, z))
+            out[i] += rng.normal(0.0, self.sigma, out.shape[1:]).astype(np.float32)
+        return out

@@ -45,12 +45,36 @@ def to_working_grid(image: np.ndarray, voxel_size_nm, working_nm) -> np.ndarray:
     return grid.sections(0, grid.shape[0])
 
 
-class WorkingGrid:
-    """``image`` on the working grid, computed when sliced: an array-like (z, y, x) whose
-    sections are resampled from the image a few at a time, as ``to_working_grid`` would give them.
+class SectionsOnDemand:
+    """An array-like volume (z, y, x, float32) whose sections are computed when sliced, as the
+    calibration, the resampling and a sliding window read a tomogram: z-slices with step 1, or one
+    section. The last z-range asked for is kept, so the tiles of one layer compute it once.
+    Subclasses set ``shape`` and compute ``sections(z0, z1)``."""
 
-    The last z-range asked for is kept, so the tiles of one layer of a sliding window resample
-    it once. Pages of a memory-mapped image are released once read.
+    shape: tuple[int, int, int]
+    dtype = np.dtype(np.float32)
+    ndim = 3
+    _kept: tuple[tuple[int, int], np.ndarray] | None = None
+
+    def sections(self, z0: int, z1: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if isinstance(key[0], (int, np.integer)):
+            z = int(key[0]) % self.shape[0]
+            return self[(slice(z, z + 1), *key[1:])][0]
+        z0, z1, step = key[0].indices(self.shape[0])
+        if step != 1:
+            raise IndexError(f"a {type(self).__name__} is sliced along z with step 1")
+        if self._kept is None or self._kept[0] != (z0, z1):
+            self._kept = ((z0, z1), self.sections(z0, z1))
+        return self._kept[1][(slice(None), *key[1:])]
+
+
+class WorkingGrid(SectionsOnDemand):
+    """``image`` on the working grid: its sections resampled from the image a few at a time, as
+    ``to_working_grid`` would give them. Pages of a memory-mapped image are released once read.
     """
 
     #: Working sections resampled at once (bounds the temporaries to a few sections).
@@ -64,20 +88,8 @@ class WorkingGrid:
         binned_shape = tuple(n // f for n, f in zip(image.shape, self.factors))
         hb = h * np.asarray(self.factors)
         self.shape = working_shape(image.shape, h, work)
-        self.dtype = np.dtype(np.float32)
-        self.ndim = 3
         self.steps = [_linear_steps(_centres(n_out, w, hb_i, n_in), n_in)
                       for n_out, w, hb_i, n_in in zip(self.shape, work, hb, binned_shape)]
-        self._kept: tuple[tuple[int, int], np.ndarray] | None = None
-
-    def __getitem__(self, key) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        z0, z1, step = key[0].indices(self.shape[0])
-        if step != 1:
-            raise IndexError("a working grid is sliced along z with step 1")
-        if self._kept is None or self._kept[0] != (z0, z1):
-            self._kept = ((z0, z1), self.sections(z0, z1))
-        return self._kept[1][(slice(None), *key[1:])]
 
     def sections(self, z0: int, z1: int) -> np.ndarray:
         """Working sections ``z0:z1`` (float32)."""
