@@ -9,7 +9,8 @@ the vacuum noise in Li units, and the voxel noise and any noise added to match t
 with each. The transfer benchmark's test seeds are not used.
 
     python -m benchmarks.transfer_spread [--cell "7d, 2 dendrites"] [--seeds 8001 8101]
-        [--model M.pt | --save-model M.pt] [--steps 300] [--workers 2] [--no-match-noise]
+        [--model M.pt | --save-model M.pt [--start PRE.pt]] [--steps 300] [--workers 2]
+        [--no-match-noise]
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def main() -> None:
     ap.add_argument("--model", help="a model to apply (default: fine-tune one as the transfer "
                                     "benchmark does)")
     ap.add_argument("--save-model", help="where to keep the fine-tuned model")
+    ap.add_argument("--start", help="pre-trained checkpoint to fine-tune (default: the shipped "
+                                    "one)")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--match-noise", action=argparse.BooleanOptionalAction, default=True,
@@ -64,7 +67,7 @@ def main() -> None:
     if path is None:
         _, _, phantom, _ = _simulate(("train", TRAIN_SEED, TRAIN))
         path = args.save_model or "transfer_spread_model.pt"
-        fine_tune(phantom, args.steps)[0].save(path)
+        fine_tune(phantom, args.steps, start=args.start)[0].save(path)
     jobs = [(path, args.cell, s, args.match_noise) for s in range(*args.seeds)]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(_apply, jobs))

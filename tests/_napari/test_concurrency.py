@@ -92,3 +92,17 @@ def test_unsaved_strokes_are_saved_when_napari_closes(closable_viewer, qtbot, tm
     viewer.close()
     saved = read_labels(tmp_path / "tomo.cryoli-labels.mrc").data
     np.testing.assert_array_equal(saved, painted)
+
+
+def test_closing_the_viewer_while_uncertain_regions_are_ranked(closable_viewer, qtbot):
+    viewer = closable_viewer
+    rng = np.random.default_rng(0)
+    uncertainty = viewer.add_image(rng.random((96, 256, 256), dtype=np.float32),
+                                   name="uncertainty")
+    _, predict = viewer.window.add_plugin_dock_widget("napari-cryoli", "Predict")
+    worker = predict.regions.find(uncertainty)
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    viewer.close()
+    qtbot.waitUntil(lambda: bool(finished), timeout=120_000)
+    qtbot.wait(50)  # the panel is gone; its result and finish slots are dropped without errors
