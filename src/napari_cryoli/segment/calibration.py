@@ -73,6 +73,10 @@ ONE_POPULATION_SHARE = 0.2
 #: Li-only core leaves 4-7 % there, one fitted on LiH 15-25 % (development seeds 8001-8015).
 LIGHTER_SHARE = 0.12
 LIGHTER_BAND = (0.6, 0.88)
+#: Whatever the fit's LiH share, more than this share of the core values in that band means
+#: Li was placed between Li and LiH: development seeds 8001-8005 whose fit left 0.157-0.237
+#: there (perpendicular, 3 dendrites) read true Li at 0.73-0.83, those under 0.14 at 0.84-0.99.
+LI_TOO_HIGH_SHARE = 0.15
 #: A core fit putting at least this share of the metal in the denser population took one broad
 #: population for LiH, and Li then reads too dense. On 138 development tomograms
 #: (``benchmarks.transfer_spread``: 2 dendrites 8003-8100, 3 dendrites 8001-8040) 10 fits read
@@ -441,7 +445,9 @@ def _li_level(values: np.ndarray, vacuum: float, ratio: float = LIH_TO_LI_CONTRA
     Where LiH's contrast is further from ``ratio`` than the tie allows, the best fit can be one
     broad population on LiH, called Li (LiH share near 0). A Li-only core (fresh) is one sharp
     peak; this one leaves a lighter population below it, so the fit is run again with Li
-    required below the first level.
+    required below the first level. A fit with a fair LiH share can leave one there too, having
+    put Li between Li and LiH (dendrites across the tilt axis, thin crowded ones); it is run
+    again the same way.
     """
     v = values.astype(np.float64) - vacuum
     if len(v) > max_values:
@@ -451,7 +457,7 @@ def _li_level(values: np.ndarray, vacuum: float, ratio: float = LIH_TO_LI_CONTRA
     level, share = _best_level(v, float(np.percentile(v, 1)), float(np.percentile(v, 70)),
                                ratio, flat)
     lighter = float(np.mean((v > LIGHTER_BAND[0] * level) & (v < LIGHTER_BAND[1] * level)))
-    if share < ONE_POPULATION_SHARE and lighter > LIGHTER_SHARE:
+    if (share < ONE_POPULATION_SHARE and lighter > LIGHTER_SHARE) or lighter > LI_TOO_HIGH_SHARE:
         level, share = _best_level(v, float(np.percentile(v, 1)), LIGHTER_BAND[1] * level,
                                    ratio, flat)
     return vacuum + level, share
