@@ -74,8 +74,10 @@ ONE_POPULATION_SHARE = 0.2
 LIGHTER_SHARE = 0.12
 LIGHTER_BAND = (0.6, 0.88)
 #: Whatever the fit's LiH share, more than this share of the core values in that band means
-#: Li was placed between Li and LiH: development seeds 8001-8005 whose fit left 0.157-0.237
-#: there (perpendicular, 3 dendrites) read true Li at 0.73-0.83, those under 0.14 at 0.84-0.99.
+#: Li was placed between Li and LiH: on development seeds 8001-8005 (perpendicular, 2 and 3
+#: dendrites) the fits leaving 0.157-0.237 there read true Li at 0.73-0.83, all but one of the
+#: others (0.156, Li 0.84) left under 0.14 and read 0.84-0.99. Out of sample the refit helped on
+#: two tomograms and overshot on one (docs/segmentation.md, "Li placed between Li and LiH").
 LI_TOO_HIGH_SHARE = 0.15
 #: A core fit putting at least this share of the metal in the denser population took one broad
 #: population for LiH, and Li then reads too dense. On 138 development tomograms
