@@ -6,6 +6,11 @@ eroded by 3 voxels) is read in Li units: a perfect calibration puts Li at 1. Dev
 (8001-8005) are the ones the calibration is tuned on; the transfer benchmark's test seeds are not.
 
     python -m benchmarks.calibration_spread [--seeds 8001 8002 8003 8004 8005] [--workers 2]
+        [--timing]
+
+``--timing`` adds the seconds of a calibration (best of 3) with the refits of the core fit as
+shipped and switched off, interleaved, and whether one ran; run it with ``--workers 1``, since
+simulation in another process shares the cores.
 """
 
 from __future__ import annotations
@@ -24,6 +29,36 @@ OFF = 0.12
 LIH_AS_LI = 1.1
 
 
+def _timing(image: np.ndarray, voxel_size_nm) -> dict:
+    """Best-of-3 seconds of ``calibrate`` with the refits as shipped and switched off."""
+    import time
+
+    from napari_cryoli.segment import calibration as cal
+
+    fits = []
+    best_level = cal._best_level
+
+    def counted(*args, **kwargs):
+        fits.append(1)
+        return best_level(*args, **kwargs)
+
+    shipped = (cal.LI_TOO_HIGH_SHARE, cal.LIGHTER_SHARE)
+    seconds: dict[str, list[float]] = {"shipped": [], "no_refit": []}
+    cal._best_level = counted
+    try:
+        for _ in range(3):
+            for key, (too_high, lighter) in (("shipped", shipped), ("no_refit", (2.0, 2.0))):
+                cal.LI_TOO_HIGH_SHARE, cal.LIGHTER_SHARE = too_high, lighter
+                t = time.perf_counter()
+                cal.calibrate(image, voxel_size_nm)
+                seconds[key].append(time.perf_counter() - t)
+    finally:
+        cal._best_level = best_level
+        cal.LI_TOO_HIGH_SHARE, cal.LIGHTER_SHARE = shipped
+    return {"refit": len(fits) > 6, "seconds": round(min(seconds["shipped"]), 3),
+            "seconds_no_refit": round(min(seconds["no_refit"]), 3)}
+
+
 def _read(args) -> dict:
     import torch
     from scipy import ndimage as ndi
@@ -34,7 +69,7 @@ def _read(args) -> dict:
     from napari_cryoli.tomo.phantom import PhantomSpec, simulate
 
     torch.set_num_threads(1)
-    name, seed = args
+    name, seed, timing = args
     ph = run_job(simulate(PhantomSpec(seed=seed, **CELLS[name])))
     row: dict = {"cell": name, "seed": seed}
     try:
@@ -46,6 +81,8 @@ def _read(args) -> dict:
         row[key] = (round(float(c.in_li_units(np.median(ph.tomogram[core]))), 3)
                     if core.sum() > 100 else None)
     row.update(source=c.source, lih_share=c.lih_share, inverted=c.inverted)
+    if timing:
+        row.update(_timing(ph.tomogram, ph.voxel_size_nm))
     return row
 
 
@@ -54,10 +91,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[8001, 8002, 8003, 8004, 8005])
     ap.add_argument("--cells", nargs="*", help="cell names (default: all)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--timing", action="store_true", help="time each calibration, with and "
+                    "without the refits (use --workers 1)")
     args = ap.parse_args()
     cells = [c for c in CELLS if not args.cells or c in args.cells]
     with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(_read, [(c, s) for c in cells for s in args.seeds]))
+        rows = list(pool.map(_read, [(c, s, args.timing) for c in cells
+                                  for s in args.seeds]))
     for row in rows:
         print(json.dumps(row))
     li = np.array([r["li"] for r in rows if r.get("li") is not None])
@@ -70,6 +110,15 @@ def main() -> None:
     low = [f"{r['cell']} {r['seed']} ({r['lih']})" for r in rows
            if r.get("lih") is not None and r["lih"] < LIH_AS_LI]
     print(f"LiH read below {LIH_AS_LI}: {len(low)} of {len(lih)}: {', '.join(low)}")
+    timed = [r for r in rows if "refit" in r]
+    for refit in (True, False):
+        part = [r for r in timed if r["refit"] is refit]
+        if part:
+            ratio = np.array([r["seconds"] / r["seconds_no_refit"] for r in part])
+            print(f"{'refitted' if refit else 'not refitted'}: {len(part)}, "
+                  f"{np.mean([r['seconds'] for r in part]):.2f} s per calibration, "
+                  f"{ratio.mean():.2f} x the time without the refits "
+                  f"({ratio.min():.2f}-{ratio.max():.2f})")
 
 
 if __name__ == "__main__":
