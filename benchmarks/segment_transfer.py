@@ -145,26 +145,30 @@ def main() -> None:
 
 
 def fine_tune(phantom: tuple, steps: int, variant: str = "calibrated", start: str | None = None,
-              device: str = "auto"):
+              device: str = "auto", more: tuple = ()):
     """The user's model: ``start`` (default the shipped network) fine-tuned for ``steps`` steps
     on strokes painted like a user on the training ``phantom`` (tomogram, truth, voxel size,
-    film record); returns it and where it started."""
+    film record) and on any ``more`` phantoms, in one run; returns it and where it started."""
     from benchmarks.segment_quality import film_sections, paint_like_a_user
     from napari_cryoli.classes import DEFAULT_ONTOLOGY
     from napari_cryoli.jobs import run_job
     from napari_cryoli.segment import TrainConfig, starting_model, train
     from napari_cryoli.segment.model import SegmentationModel
 
-    tomogram, truth, h, film = phantom
-    strokes = paint_like_a_user(truth, film_sections(film, h[0]),
-                                np.random.default_rng(TRAIN_SEED))
+    def painted(ph: tuple) -> tuple:
+        tomogram, truth, h, film = ph
+        return tomogram, paint_like_a_user(truth, film_sections(film, h[0]),
+                                           np.random.default_rng(TRAIN_SEED)), h
+
+    tomogram, strokes, h = painted(phantom)
     config = TrainConfig(minutes=None, max_steps=steps, seed=TRAIN_SEED, device=device,
                          intensity=variant)
     if start:
         init, note = SegmentationModel.load(start, device=device), start
     else:
         init, note = starting_model(DEFAULT_ONTOLOGY, config)
-    return run_job(train(tomogram, strokes, config, voxel_size_nm=h, init=init)).model, note
+    return run_job(train(tomogram, strokes, config, voxel_size_nm=h, init=init,
+                         more=[painted(ph) for ph in more])).model, note
 
 
 def summary(per_seed: list[dict]) -> dict:

@@ -9,8 +9,12 @@ the vacuum noise in Li units, and the voxel noise and any noise added to match t
 with each. The transfer benchmark's test seeds are not used.
 
     python -m benchmarks.transfer_spread [--cell "7d, 2 dendrites"] [--seeds 8001 8101]
-        [--model M.pt | --save-model M.pt [--start PRE.pt]] [--steps 300] [--workers 2]
-        [--no-match-noise]
+        [--model M.pt | --save-model M.pt [--start PRE.pt] [--also "CELL:SEED" ...]]
+        [--steps 300] [--workers 2] [--no-match-noise]
+
+``--also`` paints further training tomograms (a kind of ``CELLS`` and a seed outside the test
+and development ranges, e.g. 6002) and fine-tunes on them with the training tomogram in one run,
+as ``train T1 L1 T2 L2`` does.
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from benchmarks.segment_transfer import CELLS, TRAIN, TRAIN_SEED, _simulate, fine_tune, scores
+from benchmarks.segment_transfer import (
+    CELLS,
+    TEST_SEEDS,
+    TRAIN,
+    TRAIN_SEED,
+    _simulate,
+    fine_tune,
+    scores,
+)
 
 
 def _apply(job: tuple[str, str, int, bool]) -> dict:
@@ -58,6 +70,8 @@ def main() -> None:
     ap.add_argument("--save-model", help="where to keep the fine-tuned model")
     ap.add_argument("--start", help="pre-trained checkpoint to fine-tune (default: the shipped "
                                     "one)")
+    ap.add_argument("--also", nargs="+", default=[], metavar="CELL:SEED",
+                    help="further training tomograms, painted and fine-tuned on in the same run")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--match-noise", action=argparse.BooleanOptionalAction, default=True,
@@ -66,8 +80,17 @@ def main() -> None:
     path = args.model
     if path is None:
         _, _, phantom, _ = _simulate(("train", TRAIN_SEED, TRAIN))
+        more = []
+        for spec in args.also:
+            cell, seed = spec.rsplit(":", 1)
+            if int(seed) in TEST_SEEDS:
+                raise SystemExit(f"{spec}: the test seeds choose and train nothing")
+            _, _, extra, error = _simulate((cell, int(seed), CELLS[cell]))
+            if extra is None:
+                raise SystemExit(f"{spec}: {error}")
+            more.append(extra)
         path = args.save_model or "transfer_spread_model.pt"
-        fine_tune(phantom, args.steps, start=args.start)[0].save(path)
+        fine_tune(phantom, args.steps, start=args.start, more=tuple(more))[0].save(path)
     jobs = [(path, args.cell, s, args.match_noise) for s in range(*args.seeds)]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(_apply, jobs))
