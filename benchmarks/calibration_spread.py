@@ -55,6 +55,7 @@ def _timing(image: np.ndarray, voxel_size_nm) -> dict:
     finally:
         cal._best_level = best_level
         cal.LI_TOO_HIGH_SHARE, cal.LIGHTER_SHARE = shipped
+    # One core fit per calibration, two where the refit runs: six without any refit.
     return {"refit": len(fits) > 6, "seconds": round(min(seconds["shipped"]), 3),
             "seconds_no_refit": round(min(seconds["no_refit"]), 3)}
 
