@@ -145,10 +145,11 @@ def main() -> None:
 
 
 def fine_tune(phantom: tuple, steps: int, variant: str = "calibrated", start: str | None = None,
-              device: str = "auto", more: tuple = ()):
+              device: str = "auto", more: tuple = (), run_seed: int = TRAIN_SEED):
     """The user's model: ``start`` (default the shipped network) fine-tuned for ``steps`` steps
     on strokes painted like a user on the training ``phantom`` (tomogram, truth, voxel size,
-    film record) and on any ``more`` phantoms, in one run; returns it and where it started."""
+    film record) and on any ``more`` phantoms, in one run; returns it and where it started.
+    ``run_seed`` draws the patches (the strokes stay those of ``TRAIN_SEED``)."""
     from benchmarks.segment_quality import film_sections, paint_like_a_user
     from napari_cryoli.classes import DEFAULT_ONTOLOGY
     from napari_cryoli.jobs import run_job
@@ -161,7 +162,7 @@ def fine_tune(phantom: tuple, steps: int, variant: str = "calibrated", start: st
                                            np.random.default_rng(TRAIN_SEED)), h
 
     tomogram, strokes, h = painted(phantom)
-    config = TrainConfig(minutes=None, max_steps=steps, seed=TRAIN_SEED, device=device,
+    config = TrainConfig(minutes=None, max_steps=steps, seed=run_seed, device=device,
                          intensity=variant)
     if start:
         init, note = SegmentationModel.load(start, device=device), start
