@@ -10,9 +10,12 @@ calibration on vacuum and Li. Reported per cell: mean ± s.d. over the seeds of 
 Li, LiH and SEI, and of the LiH share of the metal (whole tomogram) minus the truth.
 
     python -m benchmarks.segment_transfer [--steps 300] [--workers 2] [--seeds 5] [--out F.json]
-        [--variants calibrated] [--start CHECKPOINT]
+        [--variants calibrated] [--start CHECKPOINT] [--run-seeds 6001 6101 6102]
 
 ``--start`` fine-tunes another pre-trained checkpoint than the shipped one (a candidate).
+``--run-seeds`` repeats the fine-tuning with other patch draws (the strokes stay the same): one
+run is one draw, and draws move results by as much as most changes worth measuring; figures
+are then mean ± s.d. over runs x tomograms, with each run's cell mean beside them.
 
 Simulation runs in ``--workers`` processes; training and prediction use the GPU when present.
 """
@@ -97,6 +100,8 @@ def main() -> None:
     ap.add_argument("--out", help="write the raw results (JSON)")
     ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     ap.add_argument("--start", help="pre-trained checkpoint to fine-tune (default: the shipped one)")
+    ap.add_argument("--run-seeds", type=int, nargs="+", default=[TRAIN_SEED],
+                    help="one fine-tuning run per seed (patch draws; the strokes stay the same)")
     args = ap.parse_args()
 
     from napari_cryoli.jobs import run_job
@@ -115,28 +120,32 @@ def main() -> None:
           flush=True)
 
     tomogram, truth, h, film = phantoms[("train", TRAIN_SEED)]
-    results: dict = {"steps": args.steps, "start": args.start or "shipped", "test_seeds": list(TEST_SEEDS[: args.seeds]),
+    results: dict = {"steps": args.steps, "start": args.start or "shipped",
+                     "test_seeds": list(TEST_SEEDS[: args.seeds]), "run_seeds": args.run_seeds,
                      "failed_cells": failed, "variants": {}}
     for variant in args.variants:
-        t0 = time.perf_counter()
-        model, note = fine_tune((tomogram, truth, h, film), args.steps, variant, args.start,
-                                args.device)
-        train_s = time.perf_counter() - t0
-        rows: dict = {"train_s": round(train_s, 1), "start": note, "cells": {}}
-        same = run_job(predict(tomogram, model, PredictConfig(uncertainty=False),
-                               voxel_size_nm=h)).labels
-        rows["same tomogram"] = scores(same, truth)
-        for name in cells:
-            per_seed = []
-            for seed in TEST_SEEDS[: args.seeds]:
-                if (name, seed) not in phantoms:
-                    continue
-                img, lab, hv, _ = phantoms[(name, seed)]
-                pred = run_job(predict(img, model, PredictConfig(uncertainty=False),
-                                       voxel_size_nm=hv)).labels
-                per_seed.append({"seed": seed, **scores(pred, lab)})
-            rows["cells"][name] = per_seed
-            print(json.dumps({"variant": variant, "cell": name, **summary(per_seed)}), flush=True)
+        rows: dict = {"runs": [], "cells": {name: [] for name in cells}}
+        for run_seed in args.run_seeds:
+            t0 = time.perf_counter()
+            model, note = fine_tune((tomogram, truth, h, film), args.steps, variant, args.start,
+                                    args.device, run_seed=run_seed)
+            train_s = time.perf_counter() - t0
+            same = run_job(predict(tomogram, model, PredictConfig(uncertainty=False),
+                                   voxel_size_nm=h)).labels
+            rows["runs"].append({"run_seed": run_seed, "train_s": round(train_s, 1),
+                                 "start": note, "same tomogram": scores(same, truth)})
+            for name in cells:
+                per_seed = []
+                for seed in TEST_SEEDS[: args.seeds]:
+                    if (name, seed) not in phantoms:
+                        continue
+                    img, lab, hv, _ = phantoms[(name, seed)]
+                    pred = run_job(predict(img, model, PredictConfig(uncertainty=False),
+                                           voxel_size_nm=hv)).labels
+                    per_seed.append({"seed": seed, "run_seed": run_seed, **scores(pred, lab)})
+                rows["cells"][name] += per_seed
+                print(json.dumps({"variant": variant, "run_seed": run_seed, "cell": name,
+                                  **summary(per_seed)}), flush=True)
         results["variants"][variant] = rows
     print(table(results))
     if args.out:
@@ -183,25 +192,40 @@ def summary(per_seed: list[dict]) -> dict:
 
 
 def table(results: dict) -> str:
-    """Markdown: cell x variant, mean Dice (Li, LiH, SEI) and LiH-share error, mean ± s.d."""
+    """Markdown: cell x variant, mean Dice (Li, LiH, SEI) and LiH-share error, mean ± s.d. over
+    runs x tomograms, and the range of the runs' cell means (with several runs)."""
     variants = list(results["variants"])
-    head = "| cell | " + " | ".join(f"{v}: mean Dice | {v}: LiH share − truth" for v in variants)
-    lines = [head + " |", "|---" * (1 + 2 * len(variants)) + "|"]
-    same = " | ".join(f"{results['variants'][v]['same tomogram']['mean']:.2f} | "
-                      f"{results['variants'][v]['same tomogram']['lih_share_error']:+.3f}"
-                      for v in variants)
-    lines.append("| same tomogram (LiH Dice "
-                 + ", ".join(f"{results['variants'][v]['same tomogram'].get('LiH', float('nan')):.2f}"
-                             for v in variants) + f") | {same} |")
+    several = len(results.get("run_seeds", [])) > 1
+    cols = ["mean Dice", "LiH share − truth"] + (["run means (Dice; share)"] if several else [])
+    head = "| cell | " + " | ".join(f"{v}: {c}" for v in variants for c in cols)
+    lines = [head + " |", "|---" * (1 + len(cols) * len(variants)) + "|"]
+    same = []
+    for v in variants:
+        runs = [r["same tomogram"] for r in results["variants"][v]["runs"]]
+        s = summary(runs)
+        lih = ", ".join(f"{r.get('LiH', np.nan):.2f}" for r in runs)
+        same.append(f"{s['mean'][0]:.2f} | {s['lih_share_error'][0]:+.3f}"
+                    + (f" | LiH Dice {lih}" if several else ""))
+    lihs = ", ".join(
+        f"{np.mean([r['same tomogram'].get('LiH', np.nan) for r in results['variants'][v]['runs']]):.2f}"
+        for v in variants)
+    lines.append(f"| same tomogram (LiH Dice {lihs}) | " + " | ".join(same) + " |")
     for cell in results["variants"][variants[0]]["cells"]:
         parts = []
         for v in variants:
-            s = summary(results["variants"][v]["cells"][cell])
+            per_seed = results["variants"][v]["cells"][cell]
+            s = summary(per_seed)
             if not s:
-                parts.append("— | —")
+                parts.append(" | ".join(["—"] * len(cols)))
                 continue
-            parts.append(f"{s['mean'][0]:.2f} ± {s['mean'][1]:.2f} | "
-                         f"{s['lih_share_error'][0]:+.3f} ± {s['lih_share_error'][1]:.3f}")
+            part = (f"{s['mean'][0]:.2f} ± {s['mean'][1]:.2f} | "
+                    f"{s['lih_share_error'][0]:+.3f} ± {s['lih_share_error'][1]:.3f}")
+            if several:
+                by_run = [summary([r for r in per_seed if r["run_seed"] == rs])
+                          for rs in results["run_seeds"]]
+                part += " | " + " / ".join(f"{b['mean'][0]:.2f}; {b['lih_share_error'][0]:+.3f}"
+                                          for b in by_run if b)
+            parts.append(part)
         lines.append(f"| {cell} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 

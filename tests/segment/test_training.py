@@ -184,6 +184,21 @@ def test_keep_loss_counts_only_unpainted_voxels_and_vanishes_at_the_start():
     assert float(keep_loss(moved, teacher, x, target)) > 0.01
 
 
+def test_keep_loss_holds_sure_background_harder():
+    start = torch.zeros(1, 5, 4, 4, 4)
+    start[:, 0, :2] = 6.0  # first half: background at p ~ 0.94, above SURE_BACKGROUND
+    start[:, 0, 2:] = 1.0  # second half: background at p ~ 0.4
+    target = torch.full((1, 4, 4, 4), IGNORE)
+    x = torch.zeros(1, 1, 4, 4, 4)
+    for half in (slice(0, 2), slice(2, 4)):
+        moved = start.clone()
+        moved[:, 4, half] += 3.0  # SEI grows in that half only
+        plain = float(keep_loss(moved, lambda _: start, x, target))
+        held = float(keep_loss(moved, lambda _: start, x, target, background_weight=5.0))
+        assert plain > 0.01
+        assert held == pytest.approx(5 * plain if half.start == 0 else plain, rel=1e-5)
+
+
 def test_fine_tuning_scores_the_start_but_returns_a_trained_model():
     image, truth = rod_volume((32, 48, 48), seed=3)
     labels = np.zeros_like(truth)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..classes import DEFAULT_ONTOLOGY, UNLABELED, Ontology, count_voxels
+from ..classes import BACKGROUND, DEFAULT_ONTOLOGY, UNLABELED, Ontology, count_voxels
 from ..errors import InputError
 from ..jobs import Job, Progress
 from ..settings import setting
@@ -87,6 +87,10 @@ class TrainConfig:
     #: 0.3, not 1.0: the pre-trained network calls about half of the LiH Li, and a full-weight keep
     #: term held that line against the strokes (docs/segmentation.md, "A lighter keep term").
     keep_weight: float = 0.3
+    #: The keep term counts this many times where the starting model is sure of background:
+    #: strokes never ask empty space to change, yet some fine-tuning draws grew SEI into the
+    #: vacuum of other tomograms (docs/segmentation.md, "SEI grown into vacuum").
+    keep_background: float = 5.0
     freeze_norm: bool = True
     adapt_wrong_start: bool = True
     jitter: Jitter = WITHIN_TOMOGRAM
@@ -112,6 +116,8 @@ class TrainConfig:
             raise InputError(f"the learning rate must be positive, not {self.lr}")
         if self.intensity not in ("percentiles", "calibrated"):
             raise InputError(f"intensity must be 'percentiles' or 'calibrated', not {self.intensity!r}")
+        if not self.keep_background > 0:
+            raise InputError(f"the keep term's weight on background must be positive, not {self.keep_background}")
         if not 0 <= self.val_fraction < 0.5:
             raise InputError(f"the validation fraction must be in [0, 0.5), not {self.val_fraction}")
 
@@ -234,8 +240,15 @@ def sparse_loss(
     return ce + dice_weight * (1.0 - dice[present].mean())
 
 
-def keep_loss(logits: torch.Tensor, teacher, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean KL divergence from the starting model's prediction over the unpainted voxels.
+#: Starting-model probability of background above which ``keep_loss`` holds a voxel harder.
+SURE_BACKGROUND = 0.9
+
+
+def keep_loss(logits: torch.Tensor, teacher, x: torch.Tensor, target: torch.Tensor,
+              background_weight: float = 1.0, background: int = 0) -> torch.Tensor:
+    """Mean KL divergence from the starting model's prediction over the unpainted voxels,
+    ``background_weight`` times where it gives channel ``background`` more than
+    ``SURE_BACKGROUND``.
 
     Strokes lie inside each phase and say nothing about the boundaries between them; without
     this term fine-tuning moves those boundaries freely (SEI thickens, the painted classes grow).
@@ -248,7 +261,11 @@ def keep_loss(logits: torch.Tensor, teacher, x: torch.Tensor, target: torch.Tens
     if not bool(unpainted.any()):
         return logits.sum() * 0.0
     kl = (q * (torch.log(q.clamp_min(1e-8)) - torch.log_softmax(logits, dim=1))).sum(1)
-    return (kl * unpainted).sum() / unpainted.sum()
+    weight = unpainted
+    if background_weight != 1.0:
+        sure = (q[:, background] > SURE_BACKGROUND).to(logits.dtype)
+        weight = unpainted * (1.0 + (background_weight - 1.0) * sure)
+    return (kl * weight).sum() / unpainted.sum()
 
 
 def _frozen(network, device: str):
@@ -342,6 +359,7 @@ def _train_steps(
 
     fine_tuning = init is not None
     keep_weight, freeze_norm = config.keep_weight, config.freeze_norm
+    hold_background = config.keep_background if BACKGROUND in ontology.ids else 1.0
     start_check: dict[str, Any] = {}
     if fine_tuning:
         start_check = check_start(model, image, sparse, norm, patch, ontology, device, rng)
@@ -350,6 +368,7 @@ def _train_steps(
             # statistics belong to other grey levels.
             keep_weight *= WRONG_START_KEEP
             freeze_norm = False
+            hold_background = 1.0  # its sure background is no surer than the rest
         yield Progress(0, 1, start_check["note"], {"start_check": start_check})
     teacher = _frozen(init.network, device) if fine_tuning and keep_weight else None
 
@@ -395,10 +414,13 @@ def _train_steps(
         x, t = _batch(volumes, patch, config.batch_size, config.jitter, rng)
         return torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)
 
+    background = list(ontology.ids).index(BACKGROUND) if BACKGROUND in ontology.ids else 0
+
     def loss_of(logits, x, t):
         loss = sparse_loss(logits, t, class_weights, config.dice_weight)
         if teacher is not None:
-            loss = loss + keep_weight * keep_loss(logits, teacher, x, t)
+            loss = loss + keep_weight * keep_loss(logits, teacher, x, t, hold_background,
+                                                  background)
         return loss
 
     for loss_value in loop.run(batch, loss_of):
