@@ -27,6 +27,7 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 
@@ -154,11 +155,13 @@ def main() -> None:
 
 
 def fine_tune(phantom: tuple, steps: int, variant: str = "calibrated", start: str | None = None,
-              device: str = "auto", more: tuple = (), run_seed: int = TRAIN_SEED):
+              device: str = "auto", more: tuple = (), run_seed: int = TRAIN_SEED,
+              keep_background: float | None = None):
     """The user's model: ``start`` (default the shipped network) fine-tuned for ``steps`` steps
     on strokes painted like a user on the training ``phantom`` (tomogram, truth, voxel size,
     film record) and on any ``more`` phantoms, in one run; returns it and where it started.
-    ``run_seed`` draws the patches (the strokes stay those of ``TRAIN_SEED``)."""
+    ``run_seed`` draws the patches (the strokes stay those of ``TRAIN_SEED``);
+    ``keep_background`` None is ``TrainConfig``'s."""
     from benchmarks.segment_quality import film_sections, paint_like_a_user
     from napari_cryoli.classes import DEFAULT_ONTOLOGY
     from napari_cryoli.jobs import run_job
@@ -173,6 +176,8 @@ def fine_tune(phantom: tuple, steps: int, variant: str = "calibrated", start: st
     tomogram, strokes, h = painted(phantom)
     config = TrainConfig(minutes=None, max_steps=steps, seed=run_seed, device=device,
                          intensity=variant)
+    if keep_background is not None:
+        config = replace(config, keep_background=keep_background)
     if start:
         init, note = SegmentationModel.load(start, device=device), start
     else:
