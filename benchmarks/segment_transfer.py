@@ -198,7 +198,7 @@ def summary(per_seed: list[dict]) -> dict:
 
 def table(results: dict) -> str:
     """Markdown: cell x variant, mean Dice (Li, LiH, SEI) and LiH-share error, mean ± s.d. over
-    runs x tomograms, and the range of the runs' cell means (with several runs)."""
+    runs x tomograms, and each run's cell mean (with several runs)."""
     variants = list(results["variants"])
     several = len(results.get("run_seeds", [])) > 1
     cols = ["mean Dice", "LiH share − truth"] + (["run means (Dice; share)"] if several else [])

@@ -359,7 +359,9 @@ def _train_steps(
 
     fine_tuning = init is not None
     keep_weight, freeze_norm = config.keep_weight, config.freeze_norm
-    hold_background = config.keep_background if BACKGROUND in ontology.ids else 1.0
+    has_background = BACKGROUND in ontology.ids
+    background = list(ontology.ids).index(BACKGROUND) if has_background else 0
+    hold_background = config.keep_background if has_background else 1.0
     start_check: dict[str, Any] = {}
     if fine_tuning:
         start_check = check_start(model, image, sparse, norm, patch, ontology, device, rng)
@@ -413,8 +415,6 @@ def _train_steps(
     def batch():
         x, t = _batch(volumes, patch, config.batch_size, config.jitter, rng)
         return torch.from_numpy(x).to(device), torch.from_numpy(t).to(device)
-
-    background = list(ontology.ids).index(BACKGROUND) if BACKGROUND in ontology.ids else 0
 
     def loss_of(logits, x, t):
         loss = sparse_loss(logits, t, class_weights, config.dice_weight)
