@@ -42,6 +42,27 @@ def test_straight_capsule_length_and_diameter(voxel):
     assert form.axis.position(centre) == pytest.approx(0.5, abs=0.03)
 
 
+@pytest.mark.parametrize("voxel", [ISO, ANISO], ids=["iso", "aniso"])
+@pytest.mark.parametrize(
+    ("direction", "angle"),
+    [((0, 1, 0), 0.0), ((0, 0, 1), 90.0), ((0.3, 0.5, 1.0), 63.43), ((0.1, 1, 0.577), 30.0)],
+)
+def test_angle_to_the_tilt_axis(voxel, direction, angle):
+    """The in-plane angle of a capsule's axis to y, whatever its slope in z."""
+    shape = tuple(int(140 / h) for h in voxel)
+    centre = np.array([(n - 1) * h / 2 for n, h in zip(shape, voxel)])
+    d = np.asarray(direction, float) / np.linalg.norm(direction)
+    mask = capsule(shape, voxel, centre - 45 * d, d, 90.0, 12.0)
+    assert dendrites.shape(mask, voxel).tilt_axis_angle_deg == pytest.approx(angle, abs=2.0)
+
+
+def test_a_blob_has_no_angle_to_the_tilt_axis():
+    voxel = ANISO
+    shape = tuple(int(60 / h) for h in voxel)
+    mask = shapes.distance_to_point(shape, voxel, [30.2, 29.7, 30.4]) <= 15.0
+    assert np.isnan(dendrites.shape(mask, voxel).tilt_axis_angle_deg)
+
+
 def test_bent_tube_length_follows_the_bend():
     voxel = ISO
     shape = (40, 120, 120)
@@ -72,6 +93,19 @@ def test_z_stretched_section_reports_both_widths():
     assert form.width_xy_nm == pytest.approx(20, rel=0.05)
     assert form.width_z_nm == pytest.approx(32, rel=0.05)
     assert form.diameter_nm == pytest.approx(20, rel=0.05)  # twice the inscribed radius
+
+
+@pytest.mark.parametrize("void_nm", [6.0, 11.0])
+def test_a_void_inside_a_dendrite_does_not_split_it(void_nm):
+    """A hollow inside a rod (a prediction calling a Cu grain's streaks background) is not a
+    neck between two dendrites."""
+    voxel = ISO
+    shape = (40, 40, 140)
+    rod = shapes.distance_to_line(shape, voxel, (19.6, 19.7, 0), (0, 0, 1)) <= 14.0
+    void = shapes.distance_to_point(shape, voxel, (19.6, 19.7, 70.2)) <= void_nm
+    mask = rod & ~void
+    mask[:, :, :10] = mask[:, :, -10:] = False
+    assert dendrites.instances(mask, voxel)[1] == 1
 
 
 def test_touching_dendrites_are_split_and_crossings_are_not():

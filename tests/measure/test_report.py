@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import threading
 
 import numpy as np
@@ -178,3 +179,35 @@ def test_specks_are_counted_but_not_listed():
     assert rep.volumes_nm3["Li"] == np.count_nonzero(labels == LI)
     assert rep.dendrites == ()
     assert any("solid pieces under" in n for n in rep.notes)
+
+
+@pytest.mark.parametrize(("direction", "warned"), [((0, 1, 0), False), ((0, 1, 1.2), True)])
+def test_a_rod_across_the_tilt_axis_is_flagged(direction, warned):
+    """A rod along the tilt axis (y) has angle 0 and no note; one 50° from it is named."""
+    voxel = (1.0, 1.0, 1.0)
+    shape = (40, 90, 90)
+    rod = shapes.shelled(shapes.distance_to_line(shape, voxel, (19.6, 44.7, 44.4), direction),
+                         10.0, 3.0)
+    report = run_job(measure(rod, voxel))
+    (d,) = report.dendrites
+    expected = np.degrees(np.arctan2(direction[2], direction[1]))
+    assert d.tilt_axis_angle_deg == pytest.approx(expected, abs=2.0)
+    across = [n for n in report.notes if "from the tilt axis" in n]
+    assert len(across) == warned
+    if warned:
+        assert re.match(r"dendrite 1 \((49|50|51)°\) lies 45° or more from the tilt axis",
+                        across[0])
+
+
+def test_round_pieces_of_a_body_across_the_tilt_axis_take_its_direction():
+    """Two balls touching along x are split into two dendrites, each too round for a direction
+    of its own: both take the direction of the body seen along the beam (x: 90°)."""
+    voxel = (1.0, 1.0, 1.0)
+    shape = (40, 50, 90)
+    centres = [np.array([19.6, 24.7, x]) for x in (32.2, 57.8)]
+    near = np.minimum(*(shapes.distance_to_point(shape, voxel, c) for c in centres))
+    report = run_job(measure(shapes.shelled(near, 14.0, 3.0), voxel))
+    assert len(report.dendrites) == 2
+    for d in report.dendrites:
+        assert d.tilt_axis_angle_deg == pytest.approx(90.0, abs=3.0)
+    assert any(n.startswith("dendrites 1 (90°), 2 (90°) lie") for n in report.notes)

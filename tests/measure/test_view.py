@@ -36,7 +36,8 @@ def test_rows_list_dendrites_then_cu_particles(report):
     assert dendrite.centroid_nm == d.centroid_nm
     cells = dendrite.cells()
     assert len(cells) == len(TABLE_COLUMNS) and cells[0] == "dendrite"
-    assert cells[2] == f"{d.volume_nm3:,.0f}" and cells[6] == "–"  # no LiH: no SEI on LiH
+    assert cells[2] == f"{d.volume_nm3:,.0f}" and cells[7] == "–"  # no LiH: no SEI on LiH
+    assert cells[5] == "–"  # a ball has no direction, so no angle to the tilt axis
     p = report.cu_particles[0]
     assert particle.cells()[3] == "–" and particle.diameter == p.equivalent_diameter_nm
     np.testing.assert_allclose(particle.centroid_nm, (24.0, 24.0, 6.0), atol=0.6)

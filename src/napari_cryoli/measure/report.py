@@ -20,11 +20,12 @@ import threading
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+from scipy import ndimage
 
 from ..classes import BACKGROUND, CU, LI, LIH, PHASE_NAMES, PHASES, UNLABELED
 from ..errors import FileFormatError, InputError
@@ -35,8 +36,13 @@ from .phases import check_labels, check_voxel_size, phase_volumes_nm3, scan_labe
 from .sei import SurfaceThickness, surface_job
 from .settings import MeasureSettings
 
-#: Version of the report layout (bumped when keys change meaning).
-REPORT_VERSION = 1
+#: Version of the report layout (bumped when keys change meaning). 2: ``trusted`` keeps the faces
+#: a tilt series sees edge-on, and dendrites have ``tilt_axis_angle_deg``.
+REPORT_VERSION = 2
+
+#: The note on dendrites across the tilt axis names those holding at least this share of the
+#: dendrites' volume: streaks of the missing wedge leave small pieces along x in predictions.
+ACROSS_NOTE_MIN_SHARE = 0.05
 
 #: Columns of the per-dendrite CSV table, in order.
 CSV_COLUMNS = (
@@ -50,6 +56,7 @@ CSV_COLUMNS = (
     "diameter_nm",
     "width_xy_nm",
     "width_z_nm",
+    "tilt_axis_angle_deg",
     "centroid_z_nm",
     "centroid_y_nm",
     "centroid_x_nm",
@@ -94,8 +101,10 @@ class PhaseThickness(ThicknessStats):
 
 @dataclass(frozen=True)
 class TrustedThickness(PhaseThickness):
-    """Statistics over the points whose normal is within ``max_normal_tilt_deg`` of the x-y
-    plane (the missing wedge blurs faces seen along the beam)."""
+    """Statistics over the points whose face a tilt series to ±``max_normal_tilt_deg`` about y
+    sees edge-on (``SurfaceThickness.trusted``; the missing wedge blurs the rest). Reports of
+    version 1 kept faces whose normal lay within that angle of the x-y plane, the same along the
+    tilt axis but more across it."""
 
     _json_first: ClassVar[tuple[str, ...]] = ("max_normal_tilt_deg",)
     max_normal_tilt_deg: float
@@ -162,6 +171,8 @@ class DendriteRow:
     touches_border: bool
     sei_thickness_nm: DendriteSei
     n_cu_particles: int
+    #: In-plane angle of the axis to the tilt axis (y); reports written before it read NaN.
+    tilt_axis_angle_deg: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -178,6 +189,8 @@ class Report:
     cu_particles: tuple[Particle, ...]
     notes: tuple[str, ...] = ()
     stopped: bool = False
+    #: The layout it was measured in (a report read from an older file keeps its own).
+    version: int = REPORT_VERSION
     #: Per-point SEI thickness (for overlays); not part of the JSON.
     surface: SurfaceThickness | None = field(default=None, repr=False, compare=False)
     #: Dendrite ids (unsigned) in the box around the battery phases, and that box; not in the JSON.
@@ -196,7 +209,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The JSON-able report: the architecture keys and more (NaN becomes null)."""
         return {
-            "report_version": REPORT_VERSION,
+            "report_version": self.version,
             "voxel_size_nm": to_json(self.voxel_size_nm),
             "shape": to_json(self.shape),
             "settings": to_json(self.settings),
@@ -228,6 +241,7 @@ class Report:
                 cu_particles=from_json(tuple[Particle, ...], data["cu_particles"]),
                 notes=tuple(data.get("notes", ())),
                 stopped=bool(data.get("stopped", False)),
+                version=int(data.get("report_version", 1)),
             )
         except (KeyError, TypeError, ValueError, InputError) as e:
             raise FileFormatError(f"not a napari-cryoli measurement report ({e!r})") from None
@@ -276,7 +290,7 @@ def from_json(kind: type[_T] | Any, value: Any) -> _T:
         given = {}
         for f in fields(kind):
             key = f.metadata.get("json", f.name)
-            if key is not None and f.init:
+            if key is not None and f.init and (key in value or f.default is MISSING):
                 given[f.name] = from_json(hints[f.name], value[key])
         return kind(**given)  # type: ignore[return-value]
     if origin is tuple:
@@ -384,6 +398,7 @@ def measure(
 
     dendrite_rows, axes = [], {}
     points_of = _points_by_dendrite(surface.dendrite, found.n)
+    plan = _Plan(found.ids, h)
     corner = found.corner
     voxel = float(np.prod(h))
     for i, box_i in enumerate(found.boxes(), start=1):
@@ -402,10 +417,18 @@ def measure(
         form = dendrites_mod.shape(mask, h, offset=origin)
         axes[i] = form.axis
         on = surface.select(points_of[i])
+        if math.isnan(form.tilt_axis_angle_deg):
+            form = replace(form, tilt_axis_angle_deg=plan.angle_around(mask, grown))
         dendrite_rows.append(_dendrite_row(i, v, form, mask, origin, h, shape, on, settings))
         if len(dendrite_rows) % 10 == 0:
             yield Progress(4, total, f"dendrite shapes: {len(dendrite_rows)}")
     yield Progress(4, total, "dendrite shapes")
+    solid = sum(r.volume_nm3 for r in dendrite_rows)
+    across = [r for r in dendrite_rows
+              if r.tilt_axis_angle_deg >= dendrites_mod.ACROSS_TILT_AXIS_DEG
+              and r.volume_nm3 >= ACROSS_NOTE_MIN_SHARE * solid]
+    if across:
+        notes.append(across_tilt_axis_note(across))
 
     particles, cu_specks = cu_particles(
         labels,
@@ -442,6 +465,19 @@ def measure(
     )
     yield Progress(6, total, "done")
     return report
+
+
+def across_tilt_axis_note(rows: Sequence[DendriteRow]) -> str:
+    """The warning for dendrites lying ``ACROSS_TILT_AXIS_DEG`` or more from the tilt axis."""
+    which = ", ".join(f"{r.id} ({r.tilt_axis_angle_deg:.0f}°)" for r in rows)
+    many = len(rows) > 1
+    return (
+        f"dendrite{'s' if many else ''} {which} lie{'' if many else 's'} "
+        f"{dendrites_mod.ACROSS_TILT_AXIS_DEG:g}° or more from the tilt axis (y): the missing "
+        f"wedge hides most of {'their' if many else 'its'} top and bottom, so "
+        f"{'their' if many else 'its'} LiH fraction, height and SEI are less sure than along "
+        "the axis (docs/measurements.md, 'Dendrites across the tilt axis')"
+    )
 
 
 def user_class_notes(counts: np.ndarray) -> list[str]:
@@ -611,7 +647,27 @@ def _dendrite_row(
         touches_border=_touches_border(mask, origin, shape),
         sei_thickness_nm=sei,
         n_cu_particles=0,
+        tilt_axis_angle_deg=form.tilt_axis_angle_deg,
     )
+
+
+class _Plan:
+    """The dendrites seen along the beam, in pieces of touching footprints: a round dendrite
+    piece takes the direction of the body it was cut from (touching dendrites split apart, or a
+    dendrite across the tilt axis that the missing wedge smeared into several)."""
+
+    def __init__(self, ids: np.ndarray, voxel_size_nm: Sequence[float]) -> None:
+        self.h = voxel_size_nm
+        self.regions, _ = ndimage.label((ids > 0).any(axis=0), structure=np.ones((3, 3)))
+        self._angles: dict[int, float] = {}
+
+    def angle_around(self, mask: np.ndarray, box: tuple[slice, ...]) -> float:
+        """The footprint angle of the region under ``mask`` (a crop of ``ids`` at ``box``)."""
+        under = self.regions[box[1], box[2]][mask.any(axis=0)]
+        region = int(np.bincount(under).argmax()) if under.size else 0
+        if region and region not in self._angles:
+            self._angles[region] = dendrites_mod.footprint_angle_deg(self.regions == region, self.h)
+        return self._angles.get(region, math.nan)
 
 
 def _centroid(mask: np.ndarray) -> np.ndarray:

@@ -80,10 +80,19 @@ class SurfaceThickness:
         """Angle of each normal to the z axis (the beam): 90 minus ``normal_tilt_deg``."""
         return 90.0 - self.normal_tilt_deg
 
+    @property
+    def edge_on_tilt_deg(self) -> np.ndarray:
+        """The tilt about y at which the beam runs along each point's face, atan(|n_z| / |n_x|).
+        A tilt series that reaches it sees the face edge-on and draws it sharp; a face past the
+        tilt range lies in the missing wedge. Along the tilt axis this is the normal's angle to
+        the x-y plane; across it, every face but the sides needs 90 degrees."""
+        n = self.normals
+        return np.degrees(np.arctan2(np.abs(n[:, 0]), np.abs(n[:, 2])))
+
     def trusted(self, max_tilt_deg: float = 60.0) -> np.ndarray:
-        """Points whose normal lies within ``max_tilt_deg`` of the x-y plane (not blurred by the
-        missing wedge, which smears faces seen along the beam)."""
-        return self.normal_tilt_deg <= max_tilt_deg
+        """Points whose face a tilt series to ±``max_tilt_deg`` about y sees edge-on: outside
+        the missing wedge, which smears the rest."""
+        return self.edge_on_tilt_deg <= max_tilt_deg
 
     def select(self, keep: np.ndarray) -> SurfaceThickness:
         """The same surface restricted to the points where ``keep`` is true."""

@@ -22,8 +22,8 @@ class MeasureSettings:
         minimum=1.0, maximum=500.0,
     )
     trusted_max_normal_tilt_deg: float = setting(
-        60.0, "points whose normal is within this angle (degrees) of the x-y plane give the "
-        "trusted values (the missing wedge blurs faces seen along the beam)",
+        60.0, "points whose face a tilt within this angle (degrees) about y sees edge-on give "
+        "the trusted values: the tilt range (faces beyond it lie in the missing wedge)",
         minimum=0.0, maximum=90.0,
     )
     max_thickness_nm: float = setting(

@@ -13,7 +13,8 @@ from .report import Report
 #: The table's columns: (heading, field of :class:`TableRow`).
 TABLE_COLUMNS = (
     ("object", "object"), ("id", "id"), ("volume (nm³)", "volume"), ("LiH fraction", "lih"),
-    ("diameter (nm)", "diameter"), ("SEI on Li (nm)", "on_li"), ("SEI on LiH (nm)", "on_lih"),
+    ("diameter (nm)", "diameter"), ("to tilt axis (°)", "tilt"), ("SEI on Li (nm)", "on_li"),
+    ("SEI on LiH (nm)", "on_lih"),
 )
 
 
@@ -26,6 +27,7 @@ class TableRow:
     volume: float | None
     lih: float | None
     diameter: float | None
+    tilt: float | None  # in-plane angle to the tilt axis (degrees)
     on_li: float | None
     on_lih: float | None
     centroid_nm: tuple[float, ...] | None
@@ -38,11 +40,11 @@ class TableRow:
 def table_rows(report: Report) -> list[TableRow]:
     """The dendrites, then the Cu particles, of a report."""
     rows = [TableRow("dendrite", d.id, d.volume_nm3, d.lih_volume_fraction, d.diameter_nm,
-                     d.sei_thickness_nm.on_li.median, d.sei_thickness_nm.on_lih.median,
+                     d.tilt_axis_angle_deg, d.sei_thickness_nm.on_li.median, d.sei_thickness_nm.on_lih.median,
                      d.centroid_nm)
             for d in report.dendrites]
     rows += [TableRow("Cu particle", p.id, p.volume_nm3, None, p.equivalent_diameter_nm, None,
-                      None, p.centroid_nm)
+                      None, None, p.centroid_nm)
              for p in report.cu_particles]
     return rows
 
@@ -55,6 +57,8 @@ def cell_text(value: Any, key: str) -> str:
         return f"{value:,.0f}"
     if key == "lih":
         return f"{value:.3f}"
+    if key == "tilt":
+        return f"{value:.0f}"
     if isinstance(value, float):
         return f"{value:.1f}"
     return str(value)
