@@ -34,13 +34,16 @@ def film_sections(film: dict, voxel_z_nm: float) -> tuple[int, int]:
 
 
 def paint_like_a_user(truth: np.ndarray, film_z: tuple[int, int], rng: np.random.Generator,
-                      strokes_per_class: int = 3, stroke_length: int = 20) -> np.ndarray:
+                      strokes_per_class: int = 3, stroke_length: int = 20,
+                      vacuum_beside: bool = False) -> np.ndarray:
     """Sparse labels: brush strokes (3 voxels wide) inside each class on 5 sections.
 
     Two z-sections and two xz-sections (y fixed: the view that shows the missing wedge) and one
     yz-section through the dendrite; strokes stay a voxel or two inside their class (users paint
     interiors, not boundaries); background strokes run along the carbon film in the side views;
-    Cu gets a few dozen voxels at the centre of each particle.
+    Cu gets a few dozen voxels at the centre of each particle. ``vacuum_beside`` adds two
+    background strokes in each side view in the vacuum beside the metal (20 voxels or more from
+    it) at the heights of its top and of its bottom, where streaks of those faces cross it.
     """
     labels = np.zeros_like(truth)
     metal = np.isin(truth, (LI, LIH))
@@ -71,6 +74,25 @@ def paint_like_a_user(truth: np.ndarray, film_z: tuple[int, int], rng: np.random
         centre = where.mean(axis=0)
         nearest = where[np.argsort(((where - centre) ** 2).sum(axis=1))[:30]]
         labels[tuple(nearest.T)] = CU
+    if vacuum_beside:  # drawn last, from a generator of its own: the other strokes stay the same
+        extra = np.random.default_rng(rng.integers(2**32))
+        for axis, index in sections[2:]:
+            plane = np.take(truth, index, axis=axis)
+            rows = np.nonzero(np.isin(plane, (LI, LIH)).any(axis=1))[0]
+            if not rows.size:
+                continue
+            far = ndi.binary_erosion(plane == BACKGROUND, iterations=2) & (
+                ndi.distance_transform_edt(~np.isin(plane, (LI, LIH, SEI))) >= 20)
+            painted = np.zeros_like(plane)
+            for band in (slice(rows.min(), rows.min() + 12), slice(rows.max() - 11,
+                                                                  rows.max() + 1)):
+                beside = np.zeros_like(far)
+                beside[band] = True
+                _strokes(painted, far & beside, BACKGROUND, 2, stroke_length, extra)
+            view = [slice(None)] * 3
+            view[axis] = index
+            section = labels[tuple(view)]
+            section[(painted > 0) & (section == 0)] = BACKGROUND
     return labels
 
 

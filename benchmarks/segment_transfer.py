@@ -158,12 +158,13 @@ def main() -> None:
 
 def fine_tune(phantom: tuple, steps: int, variant: str = "calibrated", start: str | None = None,
               device: str = "auto", more: tuple = (), run_seed: int = TRAIN_SEED,
-              keep_background: float | None = None):
+              keep_background: float | None = None, vacuum_beside: bool = False):
     """The user's model: ``start`` (default the shipped network) fine-tuned for ``steps`` steps
     on strokes painted like a user on the training ``phantom`` (tomogram, truth, voxel size,
     film record) and on any ``more`` phantoms, in one run; returns it and where it started.
     ``run_seed`` draws the patches (the strokes stay those of ``TRAIN_SEED``);
-    ``keep_background`` None is ``TrainConfig``'s."""
+    ``keep_background`` None is ``TrainConfig``'s; ``vacuum_beside`` paints background beside
+    the dendrites at the heights of their faces too (``paint_like_a_user``)."""
     from benchmarks.segment_quality import film_sections, paint_like_a_user
     from napari_cryoli.classes import DEFAULT_ONTOLOGY
     from napari_cryoli.jobs import run_job
@@ -173,7 +174,8 @@ def fine_tune(phantom: tuple, steps: int, variant: str = "calibrated", start: st
     def painted(ph: tuple) -> tuple:
         tomogram, truth, h, film = ph
         return tomogram, paint_like_a_user(truth, film_sections(film, h[0]),
-                                           np.random.default_rng(TRAIN_SEED)), h
+                                           np.random.default_rng(TRAIN_SEED),
+                                           vacuum_beside=vacuum_beside), h
 
     tomogram, strokes, h = painted(phantom)
     config = TrainConfig(minutes=None, max_steps=steps, seed=run_seed, device=device,

@@ -10,7 +10,8 @@ with each. The transfer benchmark's test seeds are not used.
 
     python -m benchmarks.transfer_spread [--cell "7d, 2 dendrites"] [--seeds 8001 8101]
         [--model M.pt | --save-model M.pt [--start PRE.pt] [--also "CELL:SEED" ...]]
-        [--steps 300] [--run-seed 6001] [--keep-background 5] [--workers 2] [--no-match-noise]
+        [--steps 300] [--run-seed 6001] [--keep-background 5] [--vacuum-beside] [--workers 2]
+        [--no-match-noise]
 
 ``--also`` paints further training tomograms (a kind of ``CELLS`` and a seed outside the test
 and development ranges, e.g. 6002) and fine-tunes on them with the training tomogram in one run,
@@ -78,6 +79,9 @@ def main() -> None:
     ap.add_argument("--keep-background", type=float,
                     help="the keep term's weight on the start's sure background (default: "
                          "TrainConfig's)")
+    ap.add_argument("--vacuum-beside", action="store_true",
+                    help="paint background beside the dendrites at the heights of their top "
+                         "and bottom faces too")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--match-noise", action=argparse.BooleanOptionalAction, default=True,
                     help="predict with noise matching, as shipped (default)")
@@ -96,7 +100,8 @@ def main() -> None:
             more.append(extra)
         path = args.save_model or "transfer_spread_model.pt"
         fine_tune(phantom, args.steps, start=args.start, more=tuple(more),
-                  run_seed=args.run_seed, keep_background=args.keep_background)[0].save(path)
+                  run_seed=args.run_seed, keep_background=args.keep_background,
+                  vacuum_beside=args.vacuum_beside)[0].save(path)
     jobs = [(path, args.cell, s, args.match_noise) for s in range(*args.seeds)]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(_apply, jobs))
