@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from benchmarks.segment_transfer import CELLS, TRAIN, TRAIN_SEED, _simulate, fine_tune
+from benchmarks.segment_transfer import CELLS, _simulate, add_model_arguments, model_path
 
 #: Dendrites holding less of the dendrites' volume than this are not counted (specks, streaks).
 COUNTED_SHARE = 0.05
@@ -62,19 +62,10 @@ def main() -> None:
     ap.add_argument("--cells", nargs="+", choices=list(CELLS),
                     default=["7d, 1 dendrite", "7d, 2 dendrites", "7d, 3 dendrites", "24h"])
     ap.add_argument("--seeds", type=int, nargs=2, default=[8001, 8006], help="first, stop")
-    ap.add_argument("--model", help="a model to apply (default: fine-tune the transfer "
-                                    "benchmark's)")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--workers", type=int, default=2)
+    add_model_arguments(ap)
     args = ap.parse_args()
 
-    path = args.model
-    if path is None:
-        import tempfile
-
-        _, _, phantom, _ = _simulate(("train", TRAIN_SEED, TRAIN))
-        path = tempfile.mkstemp(suffix=".pt")[1]
-        fine_tune(phantom, args.steps)[0].save(path)
+    path = model_path(args)
     jobs = [(path, c, s) for c in args.cells for s in range(*args.seeds)]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = [r for r in pool.map(_apply, jobs) if "error" not in r]

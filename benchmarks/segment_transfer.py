@@ -190,6 +190,27 @@ def fine_tune(phantom: tuple, steps: int, variant: str = "calibrated", start: st
                          more=[painted(ph) for ph in more])).model, note
 
 
+def add_model_arguments(ap: argparse.ArgumentParser) -> None:
+    """``--model``, ``--steps`` and ``--workers`` of the benchmarks that apply this one's model."""
+    ap.add_argument("--model", help="a model to apply (default: fine-tune the transfer "
+                                    "benchmark's)")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--workers", type=int, default=2)
+
+
+def model_path(args: argparse.Namespace) -> str:
+    """``--model``, or this benchmark's model fine-tuned for ``--steps`` steps, saved to a
+    temporary file."""
+    if args.model:
+        return args.model
+    import tempfile
+
+    _, _, phantom, _ = _simulate(("train", TRAIN_SEED, TRAIN))
+    path = tempfile.mkstemp(suffix=".pt")[1]
+    fine_tune(phantom, args.steps)[0].save(path)
+    return path
+
+
 def summary(per_seed: list[dict]) -> dict:
     if not per_seed:
         return {}

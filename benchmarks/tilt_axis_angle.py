@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from benchmarks.segment_transfer import CELLS, TRAIN, TRAIN_SEED, _simulate, fine_tune, scores
+from benchmarks.segment_transfer import CELLS, add_model_arguments, model_path, scores
 
 
 def _sei_medians(report, max_tilt_deg: float) -> dict:
@@ -69,19 +69,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--angles", type=float, nargs="+", default=[0, 30, 45, 60, 75, 90])
     ap.add_argument("--seeds", type=int, nargs=2, default=[8001, 8004], help="first, stop")
-    ap.add_argument("--model", help="a model to apply (default: fine-tune the transfer "
-                                    "benchmark's)")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--workers", type=int, default=2)
+    add_model_arguments(ap)
     args = ap.parse_args()
 
-    path = args.model
-    if path is None:
-        import tempfile
-
-        _, _, phantom, _ = _simulate(("train", TRAIN_SEED, TRAIN))
-        path = tempfile.mkstemp(suffix=".pt")[1]
-        fine_tune(phantom, args.steps)[0].save(path)
+    path = model_path(args)
     jobs = [(path, a, s) for a in args.angles for s in range(*args.seeds)]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(_apply, jobs))
