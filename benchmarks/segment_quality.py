@@ -63,10 +63,7 @@ def paint_like_a_user(truth: np.ndarray, film_z: tuple[int, int], rng: np.random
                 film[film_z[0] : film_z[1]] = True  # axis 0 of a side view is z
                 _strokes(painted, inside & film, cls, 2, stroke_length * 2, rng)
             _strokes(painted, inside, cls, strokes_per_class, stroke_length, rng)
-        view = [slice(None)] * 3
-        view[axis] = index
-        section = labels[tuple(view)]
-        section[painted > 0] = painted[painted > 0]
+        _paint_section(labels, axis, index, painted)
     particles, n = ndi.label(truth == CU)
     for i in range(1, n + 1):
         core = ndi.binary_erosion(particles == i, iterations=1)
@@ -89,11 +86,18 @@ def paint_like_a_user(truth: np.ndarray, film_z: tuple[int, int], rng: np.random
                 beside = np.zeros_like(far)
                 beside[band] = True
                 _strokes(painted, far & beside, BACKGROUND, 2, stroke_length, extra)
-            view = [slice(None)] * 3
-            view[axis] = index
-            section = labels[tuple(view)]
-            section[(painted > 0) & (section == 0)] = BACKGROUND
+            _paint_section(labels, axis, index, painted, over_strokes=False)
     return labels
+
+
+def _paint_section(labels: np.ndarray, axis: int, index: int, painted: np.ndarray,
+                   over_strokes: bool = True) -> None:
+    """Write the strokes ``painted`` on section ``index`` along ``axis`` into ``labels``."""
+    view = [slice(None)] * 3
+    view[axis] = index
+    section = labels[tuple(view)]
+    where = painted > 0 if over_strokes else (painted > 0) & (section == 0)
+    section[where] = painted[where]
 
 
 def _strokes(out: np.ndarray, allowed: np.ndarray, cls: int, count: int, length: int,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -177,6 +178,31 @@ def footprint_angle_deg(footprint: np.ndarray, voxel_size_nm: Sequence[float]) -
         return math.nan
     dy, dx = directions[:, 1]
     return float(np.degrees(np.arctan2(abs(dx), abs(dy))))
+
+
+class Bodies:
+    """The dendrites of ``ids`` seen along the beam, joined where their footprints touch: a round
+    dendrite piece takes the direction of the body it was cut from (touching dendrites split
+    apart, or a dendrite across the tilt axis that the missing wedge broke into several)."""
+
+    def __init__(self, ids: np.ndarray, voxel_size_nm: Sequence[float]) -> None:
+        self._ids = ids
+        self._h = voxel_size_nm
+        self._angles: dict[int, float] = {}
+
+    @cached_property
+    def _regions(self) -> np.ndarray:
+        from scipy import ndimage as ndi
+
+        return ndi.label((self._ids > 0).any(axis=0), structure=np.ones((3, 3)))[0]
+
+    def angle_under(self, mask: np.ndarray, box: tuple[slice, ...]) -> float:
+        """The footprint angle of the body under ``mask`` (a crop of ``ids`` at ``box``)."""
+        under = self._regions[box[1], box[2]][mask.any(axis=0)]
+        region = int(np.bincount(under).argmax()) if under.size else 0
+        if region and region not in self._angles:
+            self._angles[region] = footprint_angle_deg(self._regions == region, self._h)
+        return self._angles.get(region, math.nan)
 
 
 # --- splitting touching dendrites ---------------------------------------------------------------

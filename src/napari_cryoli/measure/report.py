@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
-from scipy import ndimage
 
 from ..classes import BACKGROUND, CU, LI, LIH, PHASE_NAMES, PHASES, UNLABELED
 from ..errors import FileFormatError, InputError
@@ -171,7 +170,8 @@ class DendriteRow:
     touches_border: bool
     sei_thickness_nm: DendriteSei
     n_cu_particles: int
-    #: In-plane angle of the axis to the tilt axis (y); reports written before it read NaN.
+    #: In-plane angle of its footprint's long axis to the tilt axis (y); NaN for a round piece
+    #: and in reports written before it.
     tilt_axis_angle_deg: float = math.nan
 
 
@@ -398,7 +398,7 @@ def measure(
 
     dendrite_rows, axes = [], {}
     points_of = _points_by_dendrite(surface.dendrite, found.n)
-    plan = _Plan(found.ids, h)
+    bodies = dendrites_mod.Bodies(found.ids, h)
     corner = found.corner
     voxel = float(np.prod(h))
     for i, box_i in enumerate(found.boxes(), start=1):
@@ -418,7 +418,7 @@ def measure(
         axes[i] = form.axis
         on = surface.select(points_of[i])
         if math.isnan(form.tilt_axis_angle_deg):
-            form = replace(form, tilt_axis_angle_deg=plan.angle_around(mask, grown))
+            form = replace(form, tilt_axis_angle_deg=bodies.angle_under(mask, grown))
         dendrite_rows.append(_dendrite_row(i, v, form, mask, origin, h, shape, on, settings))
         if len(dendrite_rows) % 10 == 0:
             yield Progress(4, total, f"dendrite shapes: {len(dendrite_rows)}")
@@ -649,25 +649,6 @@ def _dendrite_row(
         n_cu_particles=0,
         tilt_axis_angle_deg=form.tilt_axis_angle_deg,
     )
-
-
-class _Plan:
-    """The dendrites seen along the beam, in pieces of touching footprints: a round dendrite
-    piece takes the direction of the body it was cut from (touching dendrites split apart, or a
-    dendrite across the tilt axis that the missing wedge smeared into several)."""
-
-    def __init__(self, ids: np.ndarray, voxel_size_nm: Sequence[float]) -> None:
-        self.h = voxel_size_nm
-        self.regions, _ = ndimage.label((ids > 0).any(axis=0), structure=np.ones((3, 3)))
-        self._angles: dict[int, float] = {}
-
-    def angle_around(self, mask: np.ndarray, box: tuple[slice, ...]) -> float:
-        """The footprint angle of the region under ``mask`` (a crop of ``ids`` at ``box``)."""
-        under = self.regions[box[1], box[2]][mask.any(axis=0)]
-        region = int(np.bincount(under).argmax()) if under.size else 0
-        if region and region not in self._angles:
-            self._angles[region] = dendrites_mod.footprint_angle_deg(self.regions == region, self.h)
-        return self._angles.get(region, math.nan)
 
 
 def _centroid(mask: np.ndarray) -> np.ndarray:

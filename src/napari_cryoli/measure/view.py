@@ -40,8 +40,8 @@ class TableRow:
 def table_rows(report: Report) -> list[TableRow]:
     """The dendrites, then the Cu particles, of a report."""
     rows = [TableRow("dendrite", d.id, d.volume_nm3, d.lih_volume_fraction, d.diameter_nm,
-                     d.tilt_axis_angle_deg, d.sei_thickness_nm.on_li.median, d.sei_thickness_nm.on_lih.median,
-                     d.centroid_nm)
+                     d.tilt_axis_angle_deg, d.sei_thickness_nm.on_li.median,
+                     d.sei_thickness_nm.on_lih.median, d.centroid_nm)
             for d in report.dendrites]
     rows += [TableRow("Cu particle", p.id, p.volume_nm3, None, p.equivalent_diameter_nm, None,
                       None, None, p.centroid_nm)
