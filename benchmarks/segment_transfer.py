@@ -4,8 +4,8 @@ A user paints one 7 d tomogram with two dendrites, fine-tunes the shipped pre-tr
 (``--steps`` steps, the same for every variant), and applies the model to tomograms unlike it:
 fewer or more dendrites, a wide field, a dendrite across the tilt axis or at 45° to it, other
 agings, finer and coarser voxels, inverted contrast, gold fiducials. Each cell holds
-``TEST_SEEDS``, frozen before any result was seen (the 45° cell was added later, with the same
-seeds) and never used to choose anything. The variants differ only in how grey
+``TEST_SEEDS``, frozen before any result was seen (the 45° and the fresh 3-dendrite cells were
+added later, with the same seeds) and never used to choose anything. The variants differ only in how grey
 levels reach the network (``TrainConfig.intensity``): percentiles of the whole volume, or the
 calibration on vacuum and Li. Reported per cell: mean ± s.d. over the seeds of the mean Dice of
 Li, LiH and SEI, and of the LiH share of the metal (whole tomogram) minus the truth.
@@ -48,6 +48,8 @@ CELLS: dict[str, dict] = {
     "7d, 45° to the tilt axis": {"aging": "7d", "shape": (96, 160, 160), "axis_angle_deg": 45.0},
     "24h": {"aging": "24h", "shape": (96, 160, 160)},
     "fresh": {"aging": "fresh", "shape": (96, 160, 160)},
+    "fresh, 3 dendrites": {"aging": "fresh", "n_dendrites": 3, "shape": (96, 128, 400),
+                           "diameter_nm": (100.0, 140.0)},
     "7d, 1 nm voxels": {"aging": "7d", "shape": (192, 200, 320), "voxel_size_nm": 1.0},
     "7d, 2.5 nm voxels": {"aging": "7d", "shape": (80, 128, 128), "voxel_size_nm": 2.5},
     "7d, inverted": {"aging": "7d", "shape": (96, 160, 160), "inverted": True},
