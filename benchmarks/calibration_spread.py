@@ -6,7 +6,12 @@ eroded by 3 voxels) is read in Li units: a perfect calibration puts Li at 1. Dev
 (8001-8005) are the ones the calibration is tuned on; the transfer benchmark's test seeds are not.
 
     python -m benchmarks.calibration_spread [--seeds 8001 8002 8003 8004 8005] [--workers 2]
-        [--timing]
+        [--timing] [--varied FIRST STOP]
+
+``--varied`` reads phantoms of pre-training's varied physics instead (``pretrain.varied_spec``:
+phase contrast, scattering by element, denoising, inverted contrast, crowded and holey fields),
+seeds FIRST to STOP - 1, each row with what was drawn: how far the calibration holds beyond the
+simulator's standard physics.
 
 ``--timing`` adds the seconds of a calibration (best of 3) with the refits of the core fit as
 shipped and switched off, interleaved, and whether one ran; run it with ``--workers 1``, since
@@ -23,6 +28,10 @@ import numpy as np
 
 from benchmarks.segment_transfer import CELLS
 
+#: The name of pre-training's varied physics in the rows, and what is recorded of each draw.
+VARIED = "varied"
+DRAWN = ("aging", "n_dendrites", "scattering", "defocus_um", "denoise_sigma_nm", "inverted",
+         "film", "voxel_size_nm")
 #: Readings farther than this from the median Li reading are listed as failures.
 OFF = 0.12
 #: True LiH read below this (Li units) sits where other tomograms' Li does: listed too.
@@ -71,8 +80,17 @@ def _read(args) -> dict:
 
     torch.set_num_threads(1)
     name, seed, timing = args
-    ph = run_job(simulate(PhantomSpec(seed=seed, **CELLS[name])))
+    if name == VARIED:
+        from napari_cryoli.segment.pretrain import PretrainConfig, varied_spec
+
+        spec = varied_spec(seed, PretrainConfig.voxel_size_nm)
+    else:
+        spec = PhantomSpec(seed=seed, **CELLS[name])
+    ph = run_job(simulate(spec))
     row: dict = {"cell": name, "seed": seed}
+    if name == VARIED:
+        row.update({k: getattr(spec, k) for k in DRAWN},
+                   metal_share=round(float(np.isin(ph.labels, (LI, LIH)).mean()), 3))
     try:
         c = calibrate(ph.tomogram, ph.voxel_size_nm)
     except Exception as e:  # noqa: BLE001 - a refusal is a result here
@@ -94,11 +112,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--timing", action="store_true", help="time each calibration, with and "
                     "without the refits (use --workers 1)")
+    ap.add_argument("--varied", type=int, nargs=2, metavar=("FIRST", "STOP"),
+                    help="phantoms of pre-training's varied physics, these seeds, instead")
     args = ap.parse_args()
-    cells = [c for c in CELLS if not args.cells or c in args.cells]
+    if args.varied:
+        jobs = [(VARIED, s, args.timing) for s in range(*args.varied)]
+    else:
+        jobs = [(c, s, args.timing) for c in CELLS if not args.cells or c in args.cells
+                for s in args.seeds]
     with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(_read, [(c, s, args.timing) for c in cells
-                                  for s in args.seeds]))
+        rows = list(pool.map(_read, jobs))
     for row in rows:
         print(json.dumps(row))
     li = np.array([r["li"] for r in rows if r.get("li") is not None])
