@@ -16,7 +16,9 @@ It is not built: it makes per-dendrite LiH right in aged fields of several dendr
 fresh fields of three dendrites the gate lets LiH-free dendrites through (a unimodal Gaussian
 already has separability 2/pi) and the network there calls whole LiH-free dendrites LiH, which no
 split of a dendrite can undo (docs/segmentation.md, "Each dendrite split on its own grey
-levels"). Printed per tomogram: Dice and LiH share, network and split; per dendrite (holding 5 %
+levels"). Dendrites called ``ONE_POPULATION_LIH`` LiH or more whose grey levels fail the
+gate are counted as "one population" (a warning that was tried and not built either). Printed
+per tomogram: Dice and LiH share, network and split; per dendrite (holding 5 %
 or more of the dendrites' volume): the true LiH fraction of its voxels, the network's, the
 split's, and the gate's two numbers. Development seeds only.
 
@@ -61,12 +63,14 @@ MIN_INNER_VOXELS = 100
 class DendriteSplit:
     """What the split saw in one dendrite: its id (as in the measurement's dendrite table of the
     same labels), metal voxels, the two classes' separation (Li units) and separability, whether
-    it passed the gate, and its LiH share of the metal before and after."""
+    it passed the gate and whether it was split, and its LiH share of the metal before and
+    after."""
 
     dendrite: int
     metal_voxels: int
     separation: float
     separability: float
+    passed: bool
     split: bool
     lih_before: float
     lih_after: float
@@ -135,11 +139,6 @@ def split_phases(
     depth = max(1, round(INNER_DEPTH_NM / float(h.min())))
     large = [i for i, piece in enumerate(boxes, start=1)
              if piece is not None and sizes[i - 1] >= MIN_DENDRITE_SHARE * sizes.sum()]
-    if len(large) < MIN_DENDRITES:
-        n = len(large)
-        return PhaseSplit((), before, before, f"{n} dendrite{'' if n == 1 else 's'} holding "
-                          f"{MIN_DENDRITE_SHARE:.0%} or more of the dendrites' volume; the "
-                          f"split needs {MIN_DENDRITES} or more")
     records = []
     for i in large:
         piece = boxes[i - 1]
@@ -163,8 +162,8 @@ def split_phases(
         lih_before = float((sub[mine] == LIH).mean())
         values = grey[inside]
         if values.size < MIN_INNER_VOXELS or np.ptp(values) == 0:
-            records.append(DendriteSplit(i, n_mine, math.nan, math.nan, False, lih_before,
-                                         lih_before))
+            records.append(DendriteSplit(i, n_mine, math.nan, math.nan, False, False,
+                                         lih_before, lih_before))
             continue
         threshold = float(threshold_otsu(values))
         light, dense = values[values < threshold], values[values >= threshold]
@@ -174,15 +173,22 @@ def split_phases(
         passed = (GATE_LI_UNITS[0] <= separation <= GATE_LI_UNITS[1]
                   and separability >= MIN_SEPARABILITY)
         after = lih_before
-        if passed:
+        if passed and len(large) >= MIN_DENDRITES:
             lih = _decided_on_inner_metal(li_units, grey, inside_all, sigma) >= threshold
             sub[mine & lih] = LIH
             sub[mine & ~lih] = LI
             labels[crop] = sub
             after = float(lih[mine].mean())
-        records.append(DendriteSplit(i, n_mine, separation, separability, passed, lih_before,
-                                     after))
-    return PhaseSplit(tuple(records), before, _share(scan_labels(labels).counts))
+        records.append(DendriteSplit(i, n_mine, separation, separability, passed,
+                                     passed and len(large) >= MIN_DENDRITES, lih_before, after))
+    skipped = "" if len(large) >= MIN_DENDRITES else (
+        f"{len(large)} dendrite{'' if len(large) == 1 else 's'} holding {MIN_DENDRITE_SHARE:.0%} "
+        f"or more of the dendrites' volume; the split needs {MIN_DENDRITES} or more")
+    return PhaseSplit(tuple(records), before, _share(scan_labels(labels).counts), skipped)
+
+
+#: A dendrite called this much LiH or more whose grey levels fail the gate is named (a lead).
+ONE_POPULATION_LIH = 0.25
 
 
 def _share(counts: np.ndarray) -> float:
@@ -258,6 +264,10 @@ def _apply(job: tuple[str, str, int]) -> list[dict]:
             "network": float((network[mine] == LIH).mean()),
             "own_split": float((pred[mine] == LIH).mean()),
             "split": bool(record and record.split),
+            "passed": bool(record and record.passed),
+            "one_population": bool(record and not math.isnan(record.separation)
+                                   and not record.passed
+                                   and (network[mine] == LIH).mean() >= ONE_POPULATION_LIH),
             "separation": round(record.separation, 3) if record else None,
             "separability": round(record.separability, 3) if record else None,
         })
@@ -280,6 +290,13 @@ def main() -> None:
     for r in rows:
         print(json.dumps(r), flush=True)
     print(table(rows, args.cells))
+    for kind, pick in (("fresh", lambda r: "fresh" in r["cell"]),
+                       ("aged", lambda r: "fresh" not in r["cell"])):
+        den = [r for r in rows if "dendrite" in r and pick(r)]
+        called = [r for r in den if r["network"] >= ONE_POPULATION_LIH]
+        print(f"{kind}: one population named on {sum(r['one_population'] for r in den)} of "
+              f"{len(den)} dendrites; of the {len(called)} called >= {ONE_POPULATION_LIH} LiH, "
+              f"{sum(r['one_population'] for r in called)} named")
 
 
 def table(rows: list[dict], cells: list[str]) -> str:
