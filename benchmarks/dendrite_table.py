@@ -14,32 +14,31 @@ from __future__ import annotations
 
 import argparse
 import json
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from benchmarks.segment_transfer import CELLS, _simulate, add_model_arguments, model_path
+from benchmarks.segment_transfer import (
+    CELLS,
+    _simulate,
+    add_model_arguments,
+    apply_model,
+    predicted,
+)
 
 #: Dendrites holding less of the dendrites' volume than this are not counted (specks, streaks).
 COUNTED_SHARE = 0.05
 
 
 def _apply(job: tuple[str, str, int]) -> dict:
-    import torch
-
     from napari_cryoli.jobs import run_job
     from napari_cryoli.measure.report import measure
-    from napari_cryoli.segment import PredictConfig, predict
-    from napari_cryoli.segment.model import SegmentationModel
 
-    torch.set_num_threads(1)
     path, cell, seed = job
     _, _, phantom, error = _simulate((cell, seed, CELLS[cell]))
     if phantom is None:
         return {"cell": cell, "seed": seed, "error": error}
     image, truth, h, _ = phantom
-    pred = run_job(predict(image, SegmentationModel.load(path, device="cpu"),
-                           PredictConfig(uncertainty=False), voxel_size_nm=h)).labels
+    pred = predicted(path, image, h)
     got, true = (run_job(measure(x, h)) for x in (pred, truth))
     total = sum(d.volume_nm3 for d in got.dendrites) or 1.0
     ids, true_ids = got.dendrite_ids(), true.dendrite_ids()
@@ -65,10 +64,8 @@ def main() -> None:
     add_model_arguments(ap)
     args = ap.parse_args()
 
-    path = model_path(args)
-    jobs = [(path, c, s) for c in args.cells for s in range(*args.seeds)]
-    with ProcessPoolExecutor(args.workers) as pool:
-        rows = [r for r in pool.map(_apply, jobs) if "error" not in r]
+    jobs = [(c, s) for c in args.cells for s in range(*args.seeds)]
+    rows = [r for r in apply_model(_apply, jobs, args) if "error" not in r]
     for r in rows:
         print(json.dumps(r), flush=True)
     print("| cell | dendrite count right | per-dendrite LiH fraction: mean abs error | within ±0.03 |")

@@ -32,12 +32,17 @@ import argparse
 import json
 import math
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks.segment_transfer import CELLS, _simulate, add_model_arguments, model_path
+from benchmarks.segment_transfer import (
+    CELLS,
+    _simulate,
+    add_model_arguments,
+    apply_model,
+    predicted,
+)
 from napari_cryoli.classes import LI, LIH
 from napari_cryoli.segment.calibration import Calibration
 
@@ -45,7 +50,7 @@ from napari_cryoli.segment.calibration import Calibration
 SIGMA_NM = 6.0
 #: Otsu's threshold is read over the metal at least this deep, away from the SEI's blur.
 INNER_DEPTH_NM = 4.0
-#: Dendrites holding less than this share of all dendrites' solid volume keep the network's call ...
+#: Dendrites holding less than this share of the dendrites' volume keep the network's call ...
 MIN_DENDRITE_SHARE = 0.05
 #: ... and so does every dendrite of a tomogram with fewer dendrites than this holding more.
 MIN_DENDRITES = 2
@@ -61,109 +66,68 @@ MIN_INNER_VOXELS = 100
 
 @dataclass(frozen=True)
 class DendriteSplit:
-    """What the split saw in one dendrite: its id (as in the measurement's dendrite table of the
-    same labels), metal voxels, the two classes' separation (Li units) and separability, whether
-    it passed the gate and whether it was split, and its LiH share of the metal before and
-    after."""
+    """What the split saw in one dendrite: the two classes' separation (Li units) and
+    separability, whether it passed the gate, and whether it was split."""
 
-    dendrite: int
-    metal_voxels: int
     separation: float
     separability: float
     passed: bool
     split: bool
-    lih_before: float
-    lih_after: float
 
 
-@dataclass(frozen=True)
-class PhaseSplit:
-    """The per-dendrite records, and the whole volume's LiH share of the metal before and after."""
-
-    dendrites: tuple[DendriteSplit, ...]
-    lih_before: float
-    lih_after: float
-    #: Why nothing was split, when nothing could be ("" otherwise).
-    skipped: str = ""
-
-    @property
-    def n_split(self) -> int:
-        return sum(d.split for d in self.dendrites)
-
-    def describe(self) -> str:
-        """One line for the CLI, the panels and the prediction's metadata."""
-        n = len(self.dendrites)
-        if self.skipped:
-            return f"own-grey split: {self.skipped}; the network's Li/LiH kept"
-        return (f"own-grey split: {self.n_split} of {n} dendrites split on their own grey levels "
-                f"(the others looked one-phase); LiH share of the metal "
-                f"{self.lih_before:.3f} -> {self.lih_after:.3f}")
-
-    def to_dict(self) -> dict:
-        return {"lih_before": round(self.lih_before, 4), "lih_after": round(self.lih_after, 4),
-                "dendrites": [{k: (round(v, 4) if isinstance(v, float) else v)
-                               for k, v in d.__dict__.items()} for d in self.dendrites]}
-
-
-def split_phases(
-    image: np.ndarray,
-    labels: np.ndarray,
-    calibration: Calibration,
-    voxel_size_nm: Sequence[float] | float,
-) -> PhaseSplit:
-    """Split each dendrite of ``labels`` into Li and LiH on ``image``'s grey levels, in place.
-
-    ``labels`` (class ids, writable; a memory-mapped file works) has the Li and LiH voxels of
-    each dendrite that passes the one-phase gate rewritten; every other voxel is left as it is.
-    ``calibration`` is ``image``'s (it says which way is dense, and sets the gate's scale).
-    """
-    from scipy import ndimage
-    from skimage.filters import threshold_otsu
-
+def large_dendrites(labels: np.ndarray, voxel_size_nm) -> tuple[np.ndarray, list[int]]:
+    """Dendrite ids per voxel (those of the measurement's dendrite table of the same labels) and
+    the ids holding ``MIN_DENDRITE_SHARE`` or more of the dendrites' solid volume."""
     from napari_cryoli.classes import PHASES
     from napari_cryoli.measure.dendrites import dendrite_pieces
     from napari_cryoli.measure.phases import scan_labels
     from napari_cryoli.measure.settings import MeasureSettings
 
-    h = np.broadcast_to(np.asarray(voxel_size_nm, dtype=float), (3,))
-    scan = scan_labels(labels)
-    before = _share(scan.counts)
-    box = scan.box(PHASES, 3, labels.shape)
+    ids = np.zeros(labels.shape, np.int32)
+    box = scan_labels(labels).box(PHASES, 3, labels.shape)
     if box is None:
-        return PhaseSplit((), before, before, "0 dendrites")
-    found = dendrite_pieces(labels, h, MeasureSettings().min_dendrite_volume_nm3, box=box)
-    boxes = found.boxes()
-    sizes = np.bincount(found.ids.ravel(), minlength=found.n + 1)[1:]
+        return ids, []
+    found = dendrite_pieces(labels, voxel_size_nm, MeasureSettings().min_dendrite_volume_nm3,
+                            box=box)
+    ids[found.box] = found.ids
+    sizes = np.bincount(found.ids.ravel(), minlength=found.n + 1)
+    least = MIN_DENDRITE_SHARE * sizes[1:].sum()
+    return ids, [i for i in range(1, found.n + 1) if sizes[i] >= least]
+
+
+def split_phases(
+    image: np.ndarray,
+    labels: np.ndarray,
+    ids: np.ndarray,
+    large: list[int],
+    calibration: Calibration,
+    voxel_size_nm: Sequence[float],
+) -> dict[int, DendriteSplit]:
+    """Split the metal of each dendrite in ``large`` (ids as ``large_dendrites`` gives them)
+    that passes the one-phase gate on ``image``'s grey levels, in place in ``labels``, when
+    there are ``MIN_DENDRITES`` or more; what the split saw, per dendrite. ``calibration`` is
+    ``image``'s: it says which way is dense and sets the gate's scale."""
+    from scipy import ndimage
+    from skimage.filters import threshold_otsu
+
+    h = np.asarray(voxel_size_nm, dtype=float)
     sigma = SIGMA_NM / h
-    margin = np.ceil(4 * sigma).astype(int) + 1
+    margin = np.ceil(4 * sigma).astype(int) + 1  # the smoothing sees what it would on the whole
     depth = max(1, round(INNER_DEPTH_NM / float(h.min())))
-    large = [i for i, piece in enumerate(boxes, start=1)
-             if piece is not None and sizes[i - 1] >= MIN_DENDRITE_SHARE * sizes.sum()]
-    records = []
+    boxes = ndimage.find_objects(ids)
+    records = {}
     for i in large:
-        piece = boxes[i - 1]
-        # The dendrite's box in volume coordinates, grown so the smoothing sees what it would
-        # see on the whole volume.
-        crop = tuple(slice(max(b.start + s.start - m, 0), min(b.start + s.stop + m, n))
-                     for b, s, m, n in zip(found.box, piece, margin, labels.shape))
-        sub = np.asarray(labels[crop])
+        crop = tuple(slice(max(s.start - m, 0), min(s.stop + m, n))
+                     for s, m, n in zip(boxes[i - 1], margin, labels.shape))
+        sub = labels[crop]
         metal = (sub == LI) | (sub == LIH)
-        inner_ids = tuple(slice(c.start - b.start, c.stop - b.start)
-                          for c, b in zip(crop, found.box))
-        mine = _in_box(found.ids, inner_ids, sub.shape) == i
-        mine &= metal
-        n_mine = int(mine.sum())
-        if not n_mine:
-            continue
+        mine = (ids[crop] == i) & metal
         li_units = calibration.in_li_units(image[crop])
         grey = _smoothed_within(li_units, metal, sigma)
         inside_all = ndimage.binary_erosion(metal, iterations=depth)
-        inside = inside_all & mine
-        lih_before = float((sub[mine] == LIH).mean())
-        values = grey[inside]
+        values = grey[inside_all & mine]
         if values.size < MIN_INNER_VOXELS or np.ptp(values) == 0:
-            records.append(DendriteSplit(i, n_mine, math.nan, math.nan, False, False,
-                                         lih_before, lih_before))
+            records[i] = DendriteSplit(math.nan, math.nan, False, False)
             continue
         threshold = float(threshold_otsu(values))
         light, dense = values[values < threshold], values[values >= threshold]
@@ -172,37 +136,17 @@ def split_phases(
                              / values.var())
         passed = (GATE_LI_UNITS[0] <= separation <= GATE_LI_UNITS[1]
                   and separability >= MIN_SEPARABILITY)
-        after = lih_before
-        if passed and len(large) >= MIN_DENDRITES:
+        split = passed and len(large) >= MIN_DENDRITES
+        if split:
             lih = _decided_on_inner_metal(li_units, grey, inside_all, sigma) >= threshold
             sub[mine & lih] = LIH
             sub[mine & ~lih] = LI
-            labels[crop] = sub
-            after = float(lih[mine].mean())
-        records.append(DendriteSplit(i, n_mine, separation, separability, passed,
-                                     passed and len(large) >= MIN_DENDRITES, lih_before, after))
-    skipped = "" if len(large) >= MIN_DENDRITES else (
-        f"{len(large)} dendrite{'' if len(large) == 1 else 's'} holding {MIN_DENDRITE_SHARE:.0%} "
-        f"or more of the dendrites' volume; the split needs {MIN_DENDRITES} or more")
-    return PhaseSplit(tuple(records), before, _share(scan_labels(labels).counts), skipped)
+        records[i] = DendriteSplit(separation, separability, passed, split)
+    return records
 
 
 #: A dendrite called this much LiH or more whose grey levels fail the gate is named (a lead).
 ONE_POPULATION_LIH = 0.25
-
-
-def _share(counts: np.ndarray) -> float:
-    metal = counts[LI] + counts[LIH]
-    return float(counts[LIH] / metal) if metal else 0.0
-
-
-def _in_box(ids: np.ndarray, window: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
-    """``ids`` read through ``window`` (which may reach past its edges: zeros there)."""
-    out = np.zeros(shape, dtype=ids.dtype)
-    src = tuple(slice(max(w.start, 0), min(w.stop, n)) for w, n in zip(window, ids.shape))
-    dst = tuple(slice(s.start - w.start, s.stop - w.start) for s, w in zip(src, window))
-    out[dst] = ids[src]
-    return out
 
 
 def _decided_on_inner_metal(values: np.ndarray, grey: np.ndarray, inner: np.ndarray,
@@ -226,50 +170,34 @@ def _smoothed_within(values: np.ndarray, mask: np.ndarray, sigma: np.ndarray) ->
 
 
 def _apply(job: tuple[str, str, int]) -> list[dict]:
-    import torch
-
     from benchmarks.segment_transfer import scores
-    from napari_cryoli.jobs import run_job
-    from napari_cryoli.measure.report import measure
-    from napari_cryoli.segment import PredictConfig, predict
     from napari_cryoli.segment.calibration import calibrate
-    from napari_cryoli.segment.model import SegmentationModel
 
-    torch.set_num_threads(1)
     path, cell, seed = job
     _, _, phantom, error = _simulate((cell, seed, CELLS[cell]))
     if phantom is None:
         return [{"cell": cell, "seed": seed, "error": error}]
     image, truth, h, _ = phantom
-    pred = run_job(predict(image, SegmentationModel.load(path, device="cpu"),
-                           PredictConfig(uncertainty=False), voxel_size_nm=h)).labels
-    report = run_job(measure(pred, h))
-    ids = report.dendrite_ids()
-    network = np.array(pred)
-    split = split_phases(image, pred, calibrate(image, h), h)
+    network = predicted(path, image, h)
+    ids, large = large_dendrites(network, h)
+    pred = network.copy()
+    split = split_phases(image, pred, ids, large, calibrate(image, h), h)
     metal = np.isin(network, (LI, LIH))
     rows = [{"cell": cell, "seed": seed, "tomogram": True,
              "network": scores(network, truth), "own_split": scores(pred, truth)}]
-    seen = {d.dendrite: d for d in split.dendrites}
-    total = sum(d.volume_nm3 for d in report.dendrites) or 1.0
-    for d in report.dendrites:
-        if d.volume_nm3 < MIN_DENDRITE_SHARE * total:
-            continue
-        mine = (ids == d.id) & metal
+    for i in large:
+        mine = (ids == i) & metal
         true_metal = np.isin(truth[mine], (LI, LIH)).sum()
-        record = seen.get(d.id)
+        record, lih = split[i], float((network[mine] == LIH).mean())
         rows.append({
-            "cell": cell, "seed": seed, "dendrite": d.id,
+            "cell": cell, "seed": seed, "dendrite": i,
             "truth": float((truth[mine] == LIH).sum() / max(true_metal, 1)),
-            "network": float((network[mine] == LIH).mean()),
-            "own_split": float((pred[mine] == LIH).mean()),
-            "split": bool(record and record.split),
-            "passed": bool(record and record.passed),
-            "one_population": bool(record and not math.isnan(record.separation)
-                                   and not record.passed
-                                   and (network[mine] == LIH).mean() >= ONE_POPULATION_LIH),
-            "separation": round(record.separation, 3) if record else None,
-            "separability": round(record.separability, 3) if record else None,
+            "network": lih, "own_split": float((pred[mine] == LIH).mean()),
+            "split": record.split, "passed": record.passed,
+            "one_population": (not math.isnan(record.separation) and not record.passed
+                               and lih >= ONE_POPULATION_LIH),
+            "separation": round(record.separation, 3),
+            "separability": round(record.separability, 3),
         })
     return rows
 
@@ -283,10 +211,8 @@ def main() -> None:
     add_model_arguments(ap)
     args = ap.parse_args()
 
-    path = model_path(args)
-    jobs = [(path, c, s) for c in args.cells for s in range(*args.seeds)]
-    with ProcessPoolExecutor(args.workers) as pool:
-        rows = [r for rs in pool.map(_apply, jobs) for r in rs if "error" not in r]
+    jobs = [(c, s) for c in args.cells for s in range(*args.seeds)]
+    rows = [r for rs in apply_model(_apply, jobs, args) for r in rs if "error" not in r]
     for r in rows:
         print(json.dumps(r), flush=True)
     print(table(rows, args.cells))

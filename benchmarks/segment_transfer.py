@@ -5,9 +5,9 @@ A user paints one 7 d tomogram with two dendrites, fine-tunes the shipped pre-tr
 fewer or more dendrites, a wide field, a dendrite across the tilt axis or at 45° to it, other
 agings, finer and coarser voxels, inverted contrast, gold fiducials. Each cell holds
 ``TEST_SEEDS``, frozen before any result was seen (the 45° and the fresh 3-dendrite cells were
-added later, with the same seeds) and never used to choose anything. The variants differ only in how grey
-levels reach the network (``TrainConfig.intensity``): percentiles of the whole volume, or the
-calibration on vacuum and Li. Reported per cell: mean ± s.d. over the seeds of the mean Dice of
+added later, with the same seeds) and never used to choose anything. The variants differ only
+in how grey levels reach the network (``TrainConfig.intensity``): percentiles of the whole
+volume, or the calibration on vacuum and Li. Reported per cell: mean ± s.d. over the seeds of the mean Dice of
 Li, LiH and SEI, and of the LiH share of the metal (whole tomogram) minus the truth.
 
     python -m benchmarks.segment_transfer [--steps 300] [--workers 2] [--seeds 5] [--out F.json]
@@ -211,6 +211,28 @@ def model_path(args: argparse.Namespace) -> str:
     path = tempfile.mkstemp(suffix=".pt")[1]
     fine_tune(phantom, args.steps)[0].save(path)
     return path
+
+
+def apply_model(apply, items: list[tuple], args: argparse.Namespace) -> list:
+    """``apply((model, *item))`` for each item in ``args.workers`` processes, the model being
+    ``model_path(args)``; the results in order."""
+    path = model_path(args)
+    with ProcessPoolExecutor(args.workers) as pool:
+        return list(pool.map(apply, [(path, *item) for item in items]))
+
+
+def predicted(path: str, image: np.ndarray, voxel_size_nm) -> np.ndarray:
+    """The labels the model at ``path`` predicts for ``image``, on the CPU with one thread (the
+    benchmarks that apply a model run one tomogram per process)."""
+    import torch
+
+    from napari_cryoli.jobs import run_job
+    from napari_cryoli.segment import PredictConfig, predict
+    from napari_cryoli.segment.model import SegmentationModel
+
+    torch.set_num_threads(1)
+    return run_job(predict(image, SegmentationModel.load(path, device="cpu"),
+                           PredictConfig(uncertainty=False), voxel_size_nm=voxel_size_nm)).labels
 
 
 def summary(per_seed: list[dict]) -> dict:

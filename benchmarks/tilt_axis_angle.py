@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from benchmarks.segment_transfer import CELLS, add_model_arguments, model_path, scores
+from benchmarks.segment_transfer import CELLS, add_model_arguments, apply_model, predicted, scores
 
 
 def _sei_medians(report, max_tilt_deg: float) -> dict:
@@ -36,21 +35,14 @@ def _sei_medians(report, max_tilt_deg: float) -> dict:
 
 
 def _apply(job: tuple[str, float, int]) -> dict:
-    import torch
-
     from napari_cryoli.jobs import run_job
     from napari_cryoli.measure.report import measure
-    from napari_cryoli.segment import PredictConfig, predict
-    from napari_cryoli.segment.model import SegmentationModel
     from napari_cryoli.tomo.phantom import PhantomSpec, simulate
 
-    torch.set_num_threads(1)
     path, angle, seed = job
     ph = run_job(simulate(PhantomSpec(seed=seed, **{**CELLS["7d, 1 dendrite"],
                                                     "axis_angle_deg": angle})))
-    model = SegmentationModel.load(path, device="cpu")
-    pred = run_job(predict(ph.tomogram, model, PredictConfig(uncertainty=False),
-                           voxel_size_nm=ph.voxel_size_nm)).labels
+    pred = predicted(path, ph.tomogram, ph.voxel_size_nm)
     got, true = (run_job(measure(x, ph.voxel_size_nm)) for x in (pred, ph.labels))
     t = got.settings.trusted_max_normal_tilt_deg
     sei_got, sei_true = _sei_medians(got, t), _sei_medians(true, t)
@@ -72,10 +64,7 @@ def main() -> None:
     add_model_arguments(ap)
     args = ap.parse_args()
 
-    path = model_path(args)
-    jobs = [(path, a, s) for a in args.angles for s in range(*args.seeds)]
-    with ProcessPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(_apply, jobs))
+    rows = apply_model(_apply, [(a, s) for a in args.angles for s in range(*args.seeds)], args)
     for r in rows:
         print(json.dumps(r, default=float), flush=True)
     print("| set angle | read on the truth | read on the prediction (largest pieces) | mean Dice "
