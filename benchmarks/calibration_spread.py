@@ -99,7 +99,7 @@ def _read(args) -> dict:
         core = ndi.binary_erosion(ph.labels == cls, iterations=3)
         row[key] = (round(float(c.in_li_units(np.median(ph.tomogram[core]))), 3)
                     if core.sum() > 100 else None)
-    row.update(source=c.source, lih_share=c.lih_share, inverted=c.inverted)
+    row.update(source=c.source, lih_share=c.lih_share, read_inverted=c.inverted)
     if timing:
         row.update(_timing(ph.tomogram, ph.voxel_size_nm))
     return row
