@@ -62,6 +62,8 @@ MIN_SEPARABILITY = 0.48
 INNER_WEIGHT = 0.02
 #: Fewer inner metal voxels than this and a dendrite keeps the network's call.
 MIN_INNER_VOXELS = 100
+#: A dendrite called this much LiH or more whose grey levels fail the gate is named (a lead).
+ONE_POPULATION_LIH = 0.25
 
 
 @dataclass(frozen=True)
@@ -143,10 +145,6 @@ def split_phases(
             sub[mine & ~lih] = LI
         records[i] = DendriteSplit(separation, separability, passed, split)
     return records
-
-
-#: A dendrite called this much LiH or more whose grey levels fail the gate is named (a lead).
-ONE_POPULATION_LIH = 0.25
 
 
 def _decided_on_inner_metal(values: np.ndarray, grey: np.ndarray, inner: np.ndarray,

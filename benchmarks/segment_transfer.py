@@ -7,8 +7,9 @@ agings, finer and coarser voxels, inverted contrast, gold fiducials. Each cell h
 ``TEST_SEEDS``, frozen before any result was seen (the 45° and the fresh 3-dendrite cells were
 added later, with the same seeds) and never used to choose anything. The variants differ only
 in how grey levels reach the network (``TrainConfig.intensity``): percentiles of the whole
-volume, or the calibration on vacuum and Li. Reported per cell: mean ± s.d. over the seeds of the mean Dice of
-Li, LiH and SEI, and of the LiH share of the metal (whole tomogram) minus the truth.
+volume, or the calibration on vacuum and Li. Reported per cell: mean ± s.d. over the seeds of
+the mean Dice of Li, LiH and SEI, and of the LiH share of the metal (whole tomogram) minus the
+truth.
 
     python -m benchmarks.segment_transfer [--steps 300] [--workers 2] [--seeds 5] [--out F.json]
         [--variants calibrated] [--start CHECKPOINT] [--run-seeds 6001 6101 6102]
