@@ -53,3 +53,7 @@ def test_learning_rate_warms_up_then_decays():
     assert learning_rate(1.0, 0, 0.0, warmup=10) == 0.1
     assert learning_rate(1.0, 50, 0.0, warmup=10) == 1.0
     assert abs(learning_rate(1.0, 50, 1.0, warmup=10) - 0.05) < 1e-12
+
+
+def test_no_warm_up_starts_at_the_full_rate():
+    assert learning_rate(1.0, 0, 0.0, warmup=0) == 1.0

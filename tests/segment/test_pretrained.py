@@ -74,6 +74,11 @@ def test_phantom_draws_are_varied_and_never_the_benchmarks():
             varied_spec(seed, (1.5, 3.0))
 
 
+def test_a_negative_warm_up_is_refused():
+    with pytest.raises(InputError, match="warm-up"):
+        PretrainConfig(hours=1.0, warmup=-1)
+
+
 def test_pretraining_runs_and_checkpoints(tmp_path):
     out = tmp_path / "pre.pt"
     config = PretrainConfig(hours=None, max_steps=2, pool_size=1, n_validation=1, eval_every=2,

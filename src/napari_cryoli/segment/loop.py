@@ -74,8 +74,9 @@ class StepLoop:
 
 
 def learning_rate(base: float, step: int, fraction: float, warmup: int = 20) -> float:
-    """Linear warm-up over the first steps, then cosine decay to 5 % over the budget."""
-    ramp = min(1.0, (step + 1) / warmup)
+    """Linear warm-up over the first ``warmup`` steps (none at 0), then cosine decay to 5 % over
+    the budget."""
+    ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
     return base * ramp * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(fraction, 1.0))))
 
 

@@ -109,6 +109,8 @@ class PretrainConfig:
             raise InputError(f"the voxel size range {self.voxel_size_nm} is not a range")
         if self.intensity not in ("percentiles", "calibrated"):
             raise InputError(f"intensity must be 'percentiles' or 'calibrated', not {self.intensity!r}")
+        if self.warmup < 0:
+            raise InputError(f"the warm-up is a number of steps, not {self.warmup}")
 
 
 @dataclass(frozen=True, eq=False)
