@@ -69,7 +69,11 @@ def restore_missing_wedge(
     angles_deg: Sequence[float],
     settings: RestorationSettings = RestorationSettings(),
 ) -> Restoration:
-    """Restore the missing wedge of ``li_units`` (z, y, x; tilt axis along y) at coarse scale."""
+    """Restore the missing wedge of ``li_units`` (z, y, x; tilt axis along y) at coarse scale.
+
+    The binned copy's voxels are taken as cubes (their mean size where the tomogram's differ).
+    A field without dense matter, or without vacuum far from it, comes back unchanged.
+    """
     from scipy import ndimage
 
     from ..segment.calibration import bin_volume
@@ -93,7 +97,8 @@ def restore_missing_wedge(
     far = to_dense > settings.far_nm
     vacuum = far if far.sum() >= 50 else ~support
     if not dense.any() or not vacuum.any():  # nothing to restore, or no vacuum to anchor on
-        return Restoration(np.array(u, np.float32), 0.0, factors, float(dense.any() and 1.0))
+        share = float(support.mean()) if dense.any() else 0.0
+        return Restoration(np.array(u, np.float32), 0.0, factors, share)
     offset = float(np.median(coarse[vacuum]))
     observed = coarse - np.float32(offset)
 
