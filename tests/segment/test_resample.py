@@ -16,6 +16,7 @@ from napari_cryoli.segment import (
 from napari_cryoli.segment.calibration import Calibration
 from napari_cryoli.segment.resample import (
     WorkingGrid,
+    from_blocks,
     needs_resampling,
     to_original_grid,
     to_working_grid,
@@ -33,6 +34,17 @@ def test_fine_voxels_are_binned_to_the_working_size():
                                atol=1e-5)
     assert not needs_resampling((2.02, 2.0, 1.98), 2.0) and needs_resampling(0.84, 2.0)
     assert working_shape((100, 200, 300), 0.84, 2.0) == (42, 84, 126)
+
+
+def test_block_means_come_back_at_block_centres():
+    coarse = np.arange(48, dtype=np.float32).reshape(4, 3, 4)
+    fine = from_blocks(coarse, (2, 2, 2), (9, 6, 8))  # one voxel left over along z
+    assert fine.shape == (9, 6, 8)
+    # away from the edges, each 2x2x2 block of a linear ramp averages to its coarse value
+    blocks = fine[:8].reshape(4, 2, 3, 2, 4, 2).mean(axis=(1, 3, 5))
+    np.testing.assert_allclose(blocks[1:-1, 1:-1, 1:-1], coarse[1:-1, 1:-1, 1:-1], atol=1e-5)
+    np.testing.assert_allclose(fine[8], fine[7])  # held constant beyond the last block
+
 
 
 def test_a_smooth_field_survives_the_round_trip():

@@ -7,7 +7,7 @@ import pytest
 
 from napari_cryoli.errors import InputError
 from napari_cryoli.tomo.projection import project
-from napari_cryoli.tomo.restoration import RestorationSettings, restore_missing_wedge, upsample
+from napari_cryoli.tomo.restoration import RestorationSettings, restore_missing_wedge
 from napari_cryoli.tomo.wbp import WBPSettings, reconstruct_volume
 
 H = 4.0  # nm
@@ -80,16 +80,6 @@ def test_a_field_without_dense_matter_comes_back_unchanged():
     result = restore_missing_wedge(noise, H, WEDGE, SETTINGS)
     np.testing.assert_array_equal(result.volume, noise)
     assert result.support_share == 0.0
-
-
-def test_upsample_returns_block_means_at_block_centres():
-    coarse = np.arange(48, dtype=np.float32).reshape(4, 3, 4)
-    fine = upsample(coarse, (2, 2, 2), (9, 6, 8))  # one voxel left over along z
-    assert fine.shape == (9, 6, 8)
-    # away from the edges, each 2x2x2 block of a linear ramp averages to its coarse value
-    blocks = fine[:8].reshape(4, 2, 3, 2, 4, 2).mean(axis=(1, 3, 5))
-    np.testing.assert_allclose(blocks[1:-1, 1:-1, 1:-1], coarse[1:-1, 1:-1, 1:-1], atol=1e-5)
-    np.testing.assert_allclose(fine[8], fine[7])  # held constant beyond the last block
 
 
 @pytest.mark.parametrize(

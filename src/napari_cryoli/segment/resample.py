@@ -130,6 +130,14 @@ def to_original_grid(values: np.ndarray, z0: int, z1: int, shape: tuple[int, ...
     return np.stack([_separable_linear(np.asarray(c, np.float32), steps) for c in values])
 
 
+def from_blocks(coarse: np.ndarray, factors, shape: tuple[int, ...]) -> np.ndarray:
+    """Block means (``bin_volume`` by ``factors``) interpolated linearly back onto the full
+    ``shape``, from block centres to voxel centres; held constant beyond the outer centres."""
+    steps = [_linear_steps(_centres(n, 1.0, float(f), m), m)
+             for n, f, m in zip(shape, factors, coarse.shape)]
+    return _separable_linear(np.asarray(coarse, np.float32), steps)
+
+
 def working_sections_needed(z0: int, z1: int, shape: tuple[int, ...], voxel_size_nm, working_nm,
                             n_working: int) -> tuple[int, int]:
     """The working sections ``lo:hi`` that sections ``z0:z1`` of the original grid are

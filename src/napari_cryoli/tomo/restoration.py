@@ -77,6 +77,7 @@ def restore_missing_wedge(
     from scipy import ndimage
 
     from ..segment.calibration import bin_volume
+    from ..segment.resample import from_blocks
 
     u = np.asarray(li_units)
     if u.ndim != 3:
@@ -112,27 +113,5 @@ def restore_missing_wedge(
 
     restored = np.array(u, np.float32)
     restored -= np.float32(offset)
-    restored += upsample(rho - observed, factors, u.shape)
+    restored += from_blocks(rho - observed, factors, u.shape)
     return Restoration(restored, offset, factors, float(support.mean()))
-
-
-def upsample(coarse: np.ndarray, factors: Sequence[int], shape: Sequence[int]) -> np.ndarray:
-    """Linear interpolation of block means back onto the full grid (edges held constant)."""
-    out = coarse.astype(np.float32)
-    for axis, (f, n) in enumerate(zip(factors, shape)):
-        out = np.moveaxis(np.tensordot(_weights(out.shape[axis], int(f), int(n)), out,
-                                       axes=(1, axis)), 0, axis)
-    return out.astype(np.float32, copy=False)
-
-
-def _weights(n_coarse: int, factor: int, n_fine: int) -> np.ndarray:
-    """(n_fine, n_coarse) linear interpolation from block centres to voxel centres."""
-    at = (np.arange(n_fine) - (factor - 1) / 2) / factor
-    at = np.clip(at, 0, n_coarse - 1)
-    lo = np.minimum(np.floor(at).astype(int), n_coarse - 1)
-    hi = np.minimum(lo + 1, n_coarse - 1)
-    w = np.zeros((n_fine, n_coarse), np.float32)
-    rows = np.arange(n_fine)
-    np.add.at(w, (rows, lo), 1 - (at - lo))
-    np.add.at(w, (rows, hi), at - lo)
-    return w
