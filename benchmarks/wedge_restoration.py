@@ -69,10 +69,11 @@ def one(job: tuple[str, int, tuple[float, ...]]) -> dict:
     for nm in working:
         t0 = time.perf_counter()
         r = restore_missing_wedge(u, h, angles, RestorationSettings(working_nm=nm, device="cpu"))
+        restored = r.sections(u)
         seconds = time.perf_counter() - t0
-        c = calibrate(r.volume, h)
-        read = (c.li - c.vacuum) / float(r.volume[true_li].mean()) if true_li.any() else None
-        row[f"{nm:g} nm"] = {**_levels(r.volume, labels, dendrites), "seconds": round(seconds, 2),
+        c = calibrate(restored, h)
+        read = (c.li - c.vacuum) / float(restored[true_li].mean()) if true_li.any() else None
+        row[f"{nm:g} nm"] = {**_levels(restored, labels, dendrites), "seconds": round(seconds, 2),
                              "calibrated_li_over_true": None if read is None else round(read, 3),
                              "calibration_lih_share": c.lih_share}
     return row

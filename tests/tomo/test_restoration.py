@@ -60,17 +60,26 @@ def test_the_wedge_shades_the_middle_cylinder_and_darkens_the_vacuum_beside(wedg
 
 def test_restoration_evens_the_cylinders_and_clears_the_vacuum_beside(wedge_reconstruction):
     result = restore_missing_wedge(wedge_reconstruction, H, WEDGE, SETTINGS)
-    cores, beside = _levels(result.volume)
+    restored = result.sections(wedge_reconstruction)
+    cores, beside = _levels(restored)
     assert np.ptp(cores) < 0.05 * cores.mean()
     assert cores.mean() == pytest.approx(1.0, abs=0.2)
     assert np.all(np.abs(beside) < 0.05)
     assert result.factors == (2, 2, 2)
-    assert result.volume.shape == SHAPE and result.volume.dtype == np.float32
+    assert restored.shape == SHAPE and restored.dtype == np.float32
+    assert result.correction.shape == (24, 4, 80)  # kept coarse
+
+
+def test_sections_restored_a_few_at_a_time_equal_the_whole(wedge_reconstruction):
+    result = restore_missing_wedge(wedge_reconstruction, H, WEDGE, SETTINGS)
+    whole = result.sections(wedge_reconstruction)
+    parts = [result.sections(wedge_reconstruction[z0 : z0 + 5], z0) for z0 in range(0, SHAPE[0], 5)]
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
 
 
 def test_a_full_tilt_range_leaves_little_to_restore():
     rec = _reconstruction(FULL)
-    restored = restore_missing_wedge(rec, H, FULL, SETTINGS).volume
+    restored = restore_missing_wedge(rec, H, FULL, SETTINGS).sections(rec)
     np.testing.assert_allclose(_levels(restored)[0], _levels(rec)[0], atol=0.01)
 
 
@@ -78,7 +87,7 @@ def test_a_field_without_dense_matter_comes_back_unchanged():
     rng = np.random.default_rng(0)
     noise = rng.normal(0.0, 0.05, SHAPE).astype(np.float32)
     result = restore_missing_wedge(noise, H, WEDGE, SETTINGS)
-    np.testing.assert_array_equal(result.volume, noise)
+    np.testing.assert_array_equal(result.sections(noise), noise)
     assert result.support_share == 0.0
 
 

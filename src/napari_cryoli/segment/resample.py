@@ -130,11 +130,14 @@ def to_original_grid(values: np.ndarray, z0: int, z1: int, shape: tuple[int, ...
     return np.stack([_separable_linear(np.asarray(c, np.float32), steps) for c in values])
 
 
-def from_blocks(coarse: np.ndarray, factors, shape: tuple[int, ...]) -> np.ndarray:
-    """Block means (``bin_volume`` by ``factors``) interpolated linearly back onto the full
-    ``shape``, from block centres to voxel centres; held constant beyond the outer centres."""
+def from_blocks(coarse: np.ndarray, factors, shape: tuple[int, ...], z0: int = 0,
+                z1: int | None = None) -> np.ndarray:
+    """Sections ``z0:z1`` (default all) of block means (``bin_volume`` by ``factors``)
+    interpolated linearly back onto the full ``shape``, from block centres to voxel centres;
+    held constant beyond the outer centres."""
     steps = [_linear_steps(_centres(n, 1.0, float(f), m), m)
              for n, f, m in zip(shape, factors, coarse.shape)]
+    steps[0] = tuple(a[z0:z1] for a in steps[0])
     return _separable_linear(np.asarray(coarse, np.float32), steps)
 
 

@@ -51,16 +51,26 @@ class RestorationSettings:
 
 @dataclass(frozen=True)
 class Restoration:
-    """The restored volume (Li units, the input's grid) and what was done to get it.
-
-    ``vacuum_offset``: the level of far vacuum that was subtracted; ``factors``: the binning;
-    ``support_share``: the share of the binned volume that may hold matter.
+    """How to restore a tomogram of ``shape``: subtract ``vacuum_offset`` (the level of far
+    vacuum) and add ``correction`` (restored minus observed, on the grid binned by ``factors``,
+    interpolated to each voxel). ``support_share``: the share of the binned volume that may hold
+    matter. Kept coarse so that a large tomogram is restored a few sections at a time.
     """
 
-    volume: np.ndarray
+    correction: np.ndarray
     vacuum_offset: float
     factors: tuple[int, int, int]
     support_share: float
+    shape: tuple[int, int, int]
+
+    def sections(self, li_units: np.ndarray, z0: int = 0) -> np.ndarray:
+        """Sections ``z0:z0 + len(li_units)`` of the tomogram (Li units), restored (float32)."""
+        from ..segment.resample import from_blocks
+
+        out = np.array(li_units, np.float32)
+        out -= np.float32(self.vacuum_offset)
+        out += from_blocks(self.correction, self.factors, self.shape, z0, z0 + len(out))
+        return out
 
 
 def restore_missing_wedge(
@@ -69,7 +79,8 @@ def restore_missing_wedge(
     angles_deg: Sequence[float],
     settings: RestorationSettings = RestorationSettings(),
 ) -> Restoration:
-    """Restore the missing wedge of ``li_units`` (z, y, x; tilt axis along y) at coarse scale.
+    """How to restore the missing wedge of ``li_units`` (z, y, x; tilt axis along y; an array or
+    a lazy volume, read a slab at a time) at coarse scale: ``Restoration.sections``.
 
     The binned copy's voxels are taken as cubes (their mean size where the tomogram's differ).
     A field without dense matter, or without vacuum far from it, comes back unchanged.
@@ -77,9 +88,8 @@ def restore_missing_wedge(
     from scipy import ndimage
 
     from ..segment.calibration import bin_volume
-    from ..segment.resample import from_blocks
 
-    u = np.asarray(li_units)
+    u = li_units if hasattr(li_units, "ndim") else np.asarray(li_units)
     if u.ndim != 3:
         raise InputError(f"a tomogram to restore must be 3D (z, y, x), not {u.ndim}D")
     angles = as_angles(angles_deg)
@@ -87,6 +97,7 @@ def restore_missing_wedge(
         raise InputError("restoring the missing wedge needs the tilt series' angles (two or more)")
     h = np.broadcast_to(np.asarray(voxel_size_nm, float), (3,))
     factors = tuple(int(f) for f in np.maximum(1, np.round(settings.working_nm / h)))
+    shape = tuple(int(n) for n in u.shape)
     coarse = bin_volume(u, factors)  # type: ignore[arg-type]
     if not np.all(np.isfinite(coarse)):
         raise InputError("the tomogram holds values that are not finite (NaN or infinity)")
@@ -99,7 +110,7 @@ def restore_missing_wedge(
     vacuum = far if far.sum() >= 50 else ~support
     if not dense.any() or not vacuum.any():  # nothing to restore, or no vacuum to anchor on
         share = float(support.mean()) if dense.any() else 0.0
-        return Restoration(np.array(u, np.float32), 0.0, factors, share)
+        return Restoration(np.zeros_like(coarse), 0.0, factors, share, shape)
     offset = float(np.median(coarse[vacuum]))
     observed = coarse - np.float32(offset)
 
@@ -111,7 +122,4 @@ def restore_missing_wedge(
         rho = rho + (observed - seen.volume)
         rho = np.where(support, np.maximum(rho, 0.0), 0.0).astype(np.float32)
 
-    restored = np.array(u, np.float32)
-    restored -= np.float32(offset)
-    restored += from_blocks(rho - observed, factors, u.shape)
-    return Restoration(restored, offset, factors, float(support.mean()))
+    return Restoration(rho - observed, offset, factors, float(support.mean()), shape)
