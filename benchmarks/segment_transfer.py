@@ -7,14 +7,17 @@ agings, finer and coarser voxels, inverted contrast, gold fiducials. Each cell h
 ``TEST_SEEDS``, frozen before any result was seen (the 45° and the fresh 3-dendrite cells were
 added later, with the same seeds) and never used to choose anything. The variants differ only
 in how grey levels reach the network (``TrainConfig.intensity``): percentiles of the whole
-volume, or the calibration on vacuum and Li. Reported per cell: mean ± s.d. over the seeds of
+volume, the calibration on vacuum and Li, or the calibration with each tomogram's missing wedge
+restored (``--variants restored``, ``TrainConfig.restore_wedge``). Reported per cell: mean ± s.d. over the seeds of
 the mean Dice of Li, LiH and SEI, and of the LiH share of the metal (whole tomogram) minus the
 truth.
 
     python -m benchmarks.segment_transfer [--steps 300] [--workers 2] [--seeds 5] [--out F.json]
-        [--variants calibrated] [--start CHECKPOINT] [--run-seeds 6001 6101 6102]
+        [--variants calibrated restored] [--start CHECKPOINT] [--run-seeds 6001 6101 6102]
+        [--dev-seeds 8059 8060 8061]
 
-``--start`` fine-tunes another pre-trained checkpoint than the shipped one (a candidate).
+``--dev-seeds`` applies the models to development seeds instead of the test seeds (for choosing
+and confirming; a result on test seeds never chooses anything). ``--start`` fine-tunes another pre-trained checkpoint than the shipped one (a candidate).
 ``--run-seeds`` repeats the fine-tuning with other patch draws (the strokes stay the same): one
 run is one draw, and draws move results by as much as most changes worth measuring; figures
 are then mean ± s.d. over runs x tomograms, with each run's cell mean beside them.
@@ -56,7 +59,7 @@ CELLS: dict[str, dict] = {
     "7d, inverted": {"aging": "7d", "shape": (96, 160, 160), "inverted": True},
     "7d, fiducials": {"aging": "7d", "shape": (96, 160, 160), "fiducials": 8},
 }
-VARIANTS = ("percentiles", "calibrated")
+VARIANTS = ("percentiles", "calibrated", "restored")
 
 
 def _simulate(args):
@@ -104,7 +107,9 @@ def main() -> None:
     ap.add_argument("--cells", nargs="*", help="cell names (default: all)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", help="write the raw results (JSON)")
-    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS[:2]))
+    ap.add_argument("--dev-seeds", type=int, nargs="+",
+                    help="development seeds to apply to instead of the test seeds")
     ap.add_argument("--start", help="pre-trained checkpoint to fine-tune (default: the shipped one)")
     ap.add_argument("--run-seeds", type=int, nargs="+", default=[TRAIN_SEED],
                     help="one fine-tuning run per seed (patch draws; the strokes stay the same)")
@@ -114,8 +119,9 @@ def main() -> None:
     from napari_cryoli.segment import PredictConfig, predict
 
     cells = {k: v for k, v in CELLS.items() if not args.cells or k in args.cells}
+    seeds = args.dev_seeds or TEST_SEEDS[: args.seeds]
     jobs = [("train", TRAIN_SEED, TRAIN)] + [(name, seed, s) for name, s in cells.items()
-                                             for seed in TEST_SEEDS[: args.seeds]]
+                                             for seed in seeds]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         sims = list(pool.map(_simulate, jobs))
@@ -127,7 +133,8 @@ def main() -> None:
 
     tomogram, truth, h, film = phantoms[("train", TRAIN_SEED)]
     results: dict = {"steps": args.steps, "start": args.start or "shipped",
-                     "test_seeds": list(TEST_SEEDS[: args.seeds]), "run_seeds": args.run_seeds,
+                     "test_seeds": None if args.dev_seeds else list(seeds),
+                     "development_seeds": args.dev_seeds, "run_seeds": args.run_seeds,
                      "failed_cells": failed, "variants": {}}
     for variant in args.variants:
         rows: dict = {"runs": [], "cells": {name: [] for name in cells}}
@@ -142,7 +149,7 @@ def main() -> None:
                                  "start": note, "same tomogram": scores(same, truth)})
             for name in cells:
                 per_seed = []
-                for seed in TEST_SEEDS[: args.seeds]:
+                for seed in seeds:
                     if (name, seed) not in phantoms:
                         continue
                     img, lab, hv, _ = phantoms[(name, seed)]
@@ -182,7 +189,8 @@ def fine_tune(phantom: tuple, steps: int, variant: str = "calibrated", start: st
 
     tomogram, strokes, h = painted(phantom)
     config = TrainConfig(minutes=None, max_steps=steps, seed=run_seed, device=device,
-                         intensity=variant)
+                         intensity="percentiles" if variant == "percentiles" else "calibrated",
+                         restore_wedge=variant == "restored")
     if keep_background is not None:
         config = replace(config, keep_background=keep_background)
     if start:

@@ -63,7 +63,8 @@ def _cmd_train(args: argparse.Namespace, stop: threading.Event) -> int:
     defaults = TrainConfig()
     config = TrainConfig(
         minutes=args.minutes, max_steps=args.max_steps, seed=args.seed, device=args.device,
-        intensity=args.intensity,
+        intensity=args.intensity, restore_wedge=args.restore_wedge,
+        tilt_range_deg=args.tilt_range,
         base_channels=defaults.base_channels if args.base_channels is None else args.base_channels,
         depth=defaults.depth if args.depth is None else args.depth,
     )
@@ -124,7 +125,8 @@ def _predict(args: argparse.Namespace, labels_path: Path, stop: threading.Event)
     config = PredictConfig(tile=args.tile, tta=args.tta, device=args.device,
                            uncertainty=args.uncertainty is not None,
                            probabilities=args.probabilities is not None,
-                           match_noise=args.match_noise, **pooling)
+                           match_noise=args.match_noise, tilt_range_deg=args.tilt_range,
+                           **pooling)
     result = drive(predict(image.data, model, config, outputs=outputs,
                            voxel_size_nm=image.voxel_size_nm, stop=stop), "predict")
     if result.stopped:
@@ -288,6 +290,8 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     add_argument(p, TrainConfig, "seed")
     add_argument(p, TrainConfig, "max_steps")
     add_argument(p, TrainConfig, "intensity")
+    add_argument(p, TrainConfig, "restore_wedge")
+    add_argument(p, TrainConfig, "tilt_range_deg", "--tilt-range")
     # None: the network shape of TrainConfig (which the pre-trained model has).
     add_argument(p, TrainConfig, "base_channels", default=None)
     add_argument(p, TrainConfig, "depth", default=None)
@@ -310,6 +314,7 @@ def _predict_options(p: argparse.ArgumentParser) -> None:
     add_argument(p, PredictConfig, "tile")
     add_argument(p, PredictConfig, "phase_sigma_nm", default=None)  # None: PredictConfig's
     add_argument(p, PredictConfig, "match_noise")
+    add_argument(p, PredictConfig, "tilt_range_deg", "--tilt-range")
 
 
 def _simulate_options(p: argparse.ArgumentParser) -> None:

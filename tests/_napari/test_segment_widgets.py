@@ -219,3 +219,16 @@ def test_predict_matches_the_noise_of_the_training_tomogram_unless_unticked(
     wait_job(predict.start())
     assert "no noise added" in predict.status.text()
     qtbot.waitUntil(predict.regions.find_button.isEnabled, timeout=60_000)
+
+
+def test_train_panel_asks_for_the_missing_wedge_to_be_restored(make_napari_viewer, tmp_path):
+    image, sparse, _ = two_phase_volume()
+    train, _ = train_and_predict_panels(make_napari_viewer(), image, sparse, tmp_path)
+    assert not train.config().restore_wedge and train.config().tilt_range_deg == 60.0
+    train.intensity.setCurrentIndex(train.intensity.findData("calibrated"))
+    train.restore_wedge.setChecked(True)
+    train.tilt_range.setValue(50.0)
+    config = train.config()
+    assert config.restore_wedge and config.tilt_range_deg == 50.0
+    train.intensity.setCurrentIndex(train.intensity.findData("percentiles"))
+    assert train.start() is None  # refused in one message: restoring needs calibrated levels

@@ -47,3 +47,23 @@ def test_user_errors_are_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "seg.mrc")])
     assert code == 2 and "not a napari-cryoli model" in capsys.readouterr().err
     assert not (tmp_path / "seg.mrc").exists() and not (tmp_path / "m.pt").exists()
+
+
+def test_restoring_the_missing_wedge_from_the_command_line(tmp_path, capsys):
+    from napari_cryoli.jobs import run_job
+    from napari_cryoli.tomo.phantom import PhantomSpec, simulate
+
+    ph = run_job(simulate(PhantomSpec(aging="7d", seed=8005, shape=(96, 160, 160))))
+    write_mrc(tmp_path / "t.mrc", ph.tomogram, voxel_size_nm=ph.voxel_size_nm)
+    write_mrc(tmp_path / "l.mrc", sparse_strokes(ph.labels, sections=(40, 56), every=2),
+              voxel_size_nm=ph.voxel_size_nm)
+    pair = [str(tmp_path / "t.mrc"), str(tmp_path / "l.mrc"), "--out", str(tmp_path / "m.pt")]
+    code = main(["train", *pair, "--restore-wedge", "--intensity", "percentiles"])
+    err = capsys.readouterr().err
+    assert code == 2 and "needs calibrated grey levels" in err and err.count("\n") == 1
+    small = ["--max-steps", "2", "--base-channels", "4", "--depth", "2", "--device", "cpu"]
+    assert main(["train", *pair, *small, "--restore-wedge", "--tilt-range", "60"]) == 0
+    assert "missing-wedge restoration on, tilt ±60°" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "t.mrc"), "--model", str(tmp_path / "m.pt"),
+                 "--out", str(tmp_path / "seg.mrc"), "--tile", "32"]) == 0
+    assert "; missing wedge restored (Li re-read at" in capsys.readouterr().err

@@ -155,6 +155,17 @@ class TrainWidget(QWidget):
             "metal; the calibration anchors vacuum and Li metal, so a model keeps its Li/LiH line "
             "on other tomograms (docs/segmentation.md)."
         )
+        self.restore_wedge = QCheckBox("Restore the missing wedge")
+        self.restore_wedge.setChecked(default_of(TrainConfig, "restore_wedge"))
+        self.restore_wedge.setToolTip(
+            "Restore each tomogram's missing wedge before the network reads it (calibrated grey "
+            "levels): in fields of several dendrites along the tilt axis the wedge shades whole "
+            "dendrites as dark as LiH. Dendrites across the tilt axis are left as they are "
+            "(docs/segmentation.md).")
+        self.tilt_range = QDoubleSpinBox(decimals=0, **spin_box_options(TrainConfig,
+                                                                        "tilt_range_deg"))
+        self.tilt_range.setPrefix("±")
+        self.tilt_range.setSuffix("°")
         self.pairs = QListWidget()
         self.pairs.setMaximumHeight(70)
         self.pairs.setToolTip("Further tomograms trained on in the same run, each with its labels")
@@ -191,6 +202,10 @@ class TrainWidget(QWidget):
         form.addRow("Steps", self.max_steps)
         form.addRow("Start from", self.start_from)
         form.addRow("Grey levels", self.intensity)
+        wedge = QHBoxLayout()
+        wedge.addWidget(self.restore_wedge)
+        wedge.addWidget(self.tilt_range)
+        form.addRow("Tilt series", wedge)
         form.addRow("Also train on", self.pairs)
         layout.addLayout(form)
         row = QHBoxLayout()
@@ -257,7 +272,9 @@ class TrainWidget(QWidget):
         size = MODEL_SIZES[self.size.currentText()]
         width = {} if size is None else {"base_channels": size[0], "depth": size[1]}
         return TrainConfig(minutes=self.minutes.value(), max_steps=self.max_steps.value() or None,
-                           preview_z=preview_z, intensity=self.intensity.currentData(), **width)
+                           preview_z=preview_z, intensity=self.intensity.currentData(),
+                           restore_wedge=self.restore_wedge.isChecked(),
+                           tilt_range_deg=self.tilt_range.value(), **width)
 
     def start(self) -> Any:
         """Autosave the labels, then train in a worker; returns the job handle or None."""
@@ -272,20 +289,19 @@ class TrainWidget(QWidget):
         init = self.store.latest[1] if start_from == START_CURRENT and self.store.latest else None
         try:
             L.check_same_grid(image, labels.data.shape, labels)
+            config = self.config(self._preview_index(image))
         except CryoliError as e:
             report_error(e, "Train")
             return None
         if init is not None:
             warn_if_incompatible(init, image, labels)
-        preview_z = self._preview_index(image)
-        config = self.config(preview_z)
         ontology = L.layer_ontology(labels)
         voxel = L.voxel_size_nm(image)
         label_copy = np.array(labels.data, dtype=np.uint8)
         location = autosave_location_for(image, labels)
         checkpoint = location.labels.with_name(location.labels.name.replace("-labels.mrc", "-model.pt"))
         grid = {"voxel_size_nm": voxel, "origin_nm": tuple(float(t) for t in labels.translate)}
-        self._preview_grid = (image, preview_z)
+        self._preview_grid = (image, config.preview_z)
         # The picked pair trains first (its preview is shown); kept pairs other than it follow.
         more = [(np.asarray(im.data), np.array(lab.data, dtype=np.uint8), L.voxel_size_nm(im))
                 for im, lab in self._pairs if not (im is image and lab is labels)

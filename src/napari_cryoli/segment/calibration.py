@@ -31,12 +31,16 @@ with metal).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..classes import LI, LIH, SEI
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .missing_wedge import WedgeSettings
 
 #: Voxel size (nm) of the binned copy the levels are read from: fine enough for 100-200 nm
 #: dendrites and their 10 nm shells, coarse enough to be cheap and to average the noise.
@@ -107,7 +111,8 @@ class Calibration:
     the core voxels in the denser population (a diagnostic, not a measurement), ``noise`` the
     standard deviation of vacuum in Li units, ``stroke_li`` the painted Li's median on this scale.
     ``voxel_noise`` (a model's calibration only) is the least voxel noise, in Li units per voxel
-    of the network's grid, of the tomograms it was trained on (``segment.noise``).
+    of the network's grid, of the tomograms it was trained on (``segment.noise``). ``wedge``:
+    each tomogram's missing wedge is restored before the network reads it (``missing_wedge``).
     """
 
     vacuum: float
@@ -118,6 +123,7 @@ class Calibration:
     per_image: bool = True
     stroke_li: float | None = None
     voxel_noise: float | None = None
+    wedge: WedgeSettings | None = None
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.vacuum) or not np.isfinite(self.li) or self.li == self.vacuum:
@@ -143,7 +149,9 @@ class Calibration:
         self, image: np.ndarray, voxel_size_nm: float | tuple[float, ...] = 2.0
     ) -> Calibration:
         """The calibration to apply to ``image``: its own when ``per_image``."""
-        return calibrate(image, voxel_size_nm) if self.per_image else self
+        if not self.per_image:
+            return self
+        return replace(calibrate(image, voxel_size_nm), wedge=self.wedge)
 
     def describe(self) -> str:
         polarity = "inverted (dense bright)" if self.inverted else "dense dark"
@@ -152,23 +160,29 @@ class Calibration:
         check = "" if self.stroke_li is None else f", painted Li at {self.stroke_li:.2f}"
         trained = ("" if self.voxel_noise is None
                    else f", trained on voxel noise {self.voxel_noise:.2f} Li units")
+        wedge = ("" if self.wedge is None else
+                 f"; missing-wedge restoration on, tilt ±{self.wedge.tilt_range_deg:g}°")
         return (f"vacuum {self.vacuum:.4g}, Li {self.li:.4g} ({polarity}; Li level from "
-                f"{self.source}{share}{noise}{check}{trained})")
+                f"{self.source}{share}{noise}{check}{trained}){wedge}")
 
     def to_dict(self) -> dict:
         return {"kind": "calibration", "vacuum": self.vacuum, "li": self.li,
                 "source": self.source, "lih_share": self.lih_share, "noise": self.noise,
                 "inverted": self.inverted, "per_image": self.per_image,
-                "stroke_li": self.stroke_li, "voxel_noise": self.voxel_noise}
+                "stroke_li": self.stroke_li, "voxel_noise": self.voxel_noise,
+                "wedge": None if self.wedge is None else self.wedge.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
         def opt(key):
             return None if d.get(key) is None else float(d[key])
 
+        from .missing_wedge import WedgeSettings
+
+        wedge = WedgeSettings.from_dict(d["wedge"]) if d.get("wedge") else None
         return cls(float(d["vacuum"]), float(d["li"]), str(d.get("source", "metal cores")),
                    opt("lih_share"), opt("noise"), bool(d.get("per_image", True)), opt("stroke_li"),
-                   opt("voxel_noise"))
+                   opt("voxel_noise"), wedge)
 
 
 def describe_intensity(d: dict | None) -> str:
@@ -182,6 +196,11 @@ def describe_intensity(d: dict | None) -> str:
                        f"model's {d['model_voxel_noise']:.2f}, "
                        + (f"white noise of {d['noise_added']:.2f} added" if d["noise_added"]
                           else "no noise added"))
+        restoration = d.get("restoration")
+        if restoration:
+            from .missing_wedge import WedgeRecord
+
+            matched += "; " + WedgeRecord(**restoration).describe()
         return Calibration.from_dict(d).describe() + matched
     return (f"percentiles of the whole volume (median {d['center']:.4g}, spread {d['scale']:.4g}; "
             "a model trained before calibration)")
@@ -402,11 +421,21 @@ def _vacuum_level(dense: np.ndarray) -> tuple[float, float]:
 
 def _core_level(dense: np.ndarray, hc: np.ndarray) -> tuple[float | None, float | None]:
     """Li level from the cores of dendrite-sized dense objects, and the denser population's share."""
+    cores, sigma = metal_cores(dense, hc)
+    if cores is None:
+        return None, None
+    return _li_level(core_values(dense, cores, sigma), _vacuum_level(dense)[0])
+
+
+def metal_cores(dense: np.ndarray, hc: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """The metal cores of ``dense`` (an analysis copy, dense positive, voxels ``hc`` nm): dense
+    voxels eroded by ``CORE_RADIUS_NM``, or None where fewer than 50 survive; and the smoothing
+    (voxels) their values are averaged over (``core_values``)."""
     from scipy import ndimage as ndi
 
     # Found on a copy smoothed over the grain size: at the voxel level Li can sit within two
     # noise widths of vacuum, and a noisy mask would erode to nothing.
-    sigma = CORE_SMOOTHING_NM / hc
+    sigma = CORE_SMOOTHING_NM / np.asarray(hc, float)
     blurred = ndi.gaussian_filter(dense, sigma, mode="nearest")
     vacuum, noise = _vacuum_level(blurred)
     # Deeper along z, where the missing wedge stretches the film and the shell.
@@ -422,15 +451,21 @@ def _core_level(dense: np.ndarray, hc: np.ndarray) -> tuple[float | None, float 
 
     lowest = cores_above(SOLID_NOISE_WIDTHS[-1])
     if lowest.sum() < 50:
-        return None, None
+        return None, sigma
     enough = max(50, MIN_CORE_SHARE * lowest.sum())
     cores = next((c for c in map(cores_above, SOLID_NOISE_WIDTHS[:-1]) if c.sum() >= enough),
                  lowest)
-    # Averaged within the cores only, so that the shell does not leak in.
+    return cores, sigma
+
+
+def core_values(volume: np.ndarray, cores: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """``volume``'s grey levels at the ``cores`` voxels, averaged over ``sigma`` within the cores
+    only, so that the shell does not leak in."""
+    from scipy import ndimage as ndi
+
     weight = ndi.gaussian_filter(cores.astype(np.float32), sigma)
-    pooled = ndi.gaussian_filter(np.where(cores, dense, 0).astype(np.float32), sigma)
-    values = pooled[cores] / np.maximum(weight[cores], 1e-6)
-    return _li_level(values, _vacuum_level(dense)[0])
+    pooled = ndi.gaussian_filter(np.where(cores, volume, 0).astype(np.float32), sigma)
+    return pooled[cores] / np.maximum(weight[cores], 1e-6)
 
 
 def _li_level(values: np.ndarray, vacuum: float, ratio: float = LIH_TO_LI_CONTRAST,

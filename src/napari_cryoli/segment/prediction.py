@@ -66,6 +66,9 @@ class PredictConfig:
     match_noise: bool = setting(
         True, "add white noise to a tomogram clearly cleaner than the model's training "
         "tomograms, up to their voxel noise (calibrated models only)")
+    tilt_range_deg: float | None = setting(
+        None, "highest tilt angle (±, degrees) of the tomogram's series, for a model that "
+        "restores the missing wedge (default: the model's)", minimum=1.0, maximum=90.0)
 
     def __post_init__(self) -> None:
         if not 0 <= self.overlap < 1:
@@ -169,7 +172,9 @@ def _predict_tiles(
     voxel_size_nm: tuple[float, ...] | None,
 ) -> Job[Prediction]:
     import time
+    from dataclasses import replace
 
+    from .missing_wedge import with_wedge_restored
     from .resample import WorkingGrid, needs_resampling
 
     device = resolve_device(config.device)
@@ -178,14 +183,20 @@ def _predict_tiles(
     voxel = voxel_size_nm or (outputs.voxel_size_nm if outputs is not None else None)
     working = model.voxel_size_nm
     resampled = needs_resampling(voxel, working)
-    norm = model.normalisation.for_image(image, voxel or working or 1.0)
+    calibration = model.normalisation.for_image(image, voxel or working or 1.0)
+    if config.tilt_range_deg is not None and getattr(calibration, "wedge", None) is not None:
+        calibration = replace(calibration, wedge=replace(calibration.wedge,
+                                                         tilt_range_deg=config.tilt_range_deg))
+    levels, norm, restored = with_wedge_restored(image, voxel or working or 1.0, calibration)
     names = model.ontology.names
     class_ids = model.class_ids
     want_prob = config.probabilities or out.probabilities is not None
     want_unc = config.uncertainty or out.uncertainty is not None
     started = time.perf_counter()
-    source, norm, intensity = _matched_noise(image, model, norm, voxel or working or 1.0,
+    source, norm, intensity = _matched_noise(levels, model, norm, voxel or working or 1.0,
                                              working if resampled else None, config.match_noise)
+    if restored is not None:  # recorded as the tomogram's own calibration, and what was done
+        intensity = {**intensity, **calibration.to_dict(), "restoration": restored.to_dict()}
     network_input = WorkingGrid(source, voxel, working) if resampled else source
     grid = TileGrid.for_volume(
         network_input.shape, config.tile or model.patch_size, config.overlap,
@@ -195,7 +206,7 @@ def _predict_tiles(
     # A grid of unknown voxel size is taken as 2 nm, the sample's and pre-training's.
     sigma = config.phase_sigma_nm / float(np.mean(grid_voxel or 2.0))
 
-    files = _OutputFiles(out, (f"napari-cryoli intensity {_calibration_label(norm)}",))
+    files = _OutputFiles(out, (f"napari-cryoli intensity {_calibration_label(calibration)}",))
     try:
         labels = files.array(out.labels, image.shape, np.uint8, labels=True)
         prob_paths = out.probability_paths(names) if out.probabilities else [None] * len(names)
@@ -263,7 +274,7 @@ def _matched_noise(image: np.ndarray, model: SegmentationModel, norm, voxel, wor
     add = noise_to_add(trained.voxel_noise, noise) if match else 0.0
     if add:
         image = NoiseAdded(image, add / per_working_voxel(1.0, voxel, working) * abs(unit))
-        norm = trained.for_image(image, voxel)
+        norm = norm.for_image(image, voxel)
     record = {**norm.to_dict(), "tomogram_voxel_noise": round(noise, 4),
               "model_voxel_noise": trained.voxel_noise, "noise_added": round(add, 4)}
     return image, norm, record

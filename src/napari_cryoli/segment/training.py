@@ -25,6 +25,7 @@ from ..jobs import Job, Progress
 from ..settings import setting
 from .calibration import Calibration, calibrate
 from .loop import StepLoop, state_copy
+from .missing_wedge import WedgeSettings, with_wedge_restored
 from .model import Normalisation, SegmentationModel, resolve_device, with_cpu_math
 from .noise import per_working_voxel, voxel_noise
 from .prediction import check_volume
@@ -98,6 +99,11 @@ class TrainConfig:
         "calibrated", "grey levels for the network: percentiles of the whole volume, or "
         "calibrated on vacuum and Li metal (applied the same way to every tomogram the model "
         "segments; docs/segmentation.md)", choices=("percentiles", "calibrated"))
+    restore_wedge: bool = setting(
+        False, "restore each tomogram's missing wedge before the network reads it (calibrated "
+        "grey levels; fields of several dendrites along the tilt axis; docs/segmentation.md)")
+    tilt_range_deg: float = setting(60.0, "highest tilt angle of the series (±, degrees), for "
+                                    "restoring the missing wedge", minimum=1.0, maximum=90.0)
     preview_z: int | None = None
     preview_every_s: float = 5.0
 
@@ -116,6 +122,10 @@ class TrainConfig:
             raise InputError(f"the learning rate must be positive, not {self.lr}")
         if self.intensity not in ("percentiles", "calibrated"):
             raise InputError(f"intensity must be 'percentiles' or 'calibrated', not {self.intensity!r}")
+        if self.restore_wedge and self.intensity != "calibrated":
+            raise InputError("restoring the missing wedge needs calibrated grey levels")
+        if not 0 < self.tilt_range_deg <= 90:
+            raise InputError(f"the tilt range must be within 0-90 degrees, not {self.tilt_range_deg}")
         if not self.keep_background > 0:
             raise InputError(f"the keep term's weight on background must be positive, not {self.keep_background}")
         if not 0 <= self.val_fraction < 0.5:
@@ -316,10 +326,20 @@ def _train_steps(
         calibrated=config.intensity == "calibrated")
     if intensity_note:
         yield Progress(0, 1, intensity_note, {"intensity_note": intensity_note})
+    if config.restore_wedge:
+        wedge = WedgeSettings(tilt_range_deg=config.tilt_range_deg)
+        norms = [replace(n, wedge=wedge) if isinstance(n, Calibration) else n for n in norms]
+        yield Progress(0, 1, "restoring the missing wedge")
+    model_levels = norms[0]
     volumes: list[_Volume] = []
     noises = []  # voxel noise per working voxel, what noise matching aims at
+    restorations = []
     for (image, labels, _), voxel, norm in zip(pairs, voxels, norms):
         shape = image.shape
+        levels, norm, restored = with_wedge_restored(image, voxel or working or 1.0, norm)
+        if restored is not None:  # held whole: patches are drawn from anywhere in it
+            image = levels[0 : levels.shape[0]]
+            restorations.append(restored.to_dict())
         resampled = needs_resampling(voxel, working)
         if isinstance(norm, Calibration):
             noises.append(per_working_voxel(voxel_noise(image, norm.li - norm.vacuum), voxel,
@@ -331,7 +351,7 @@ def _train_steps(
                                           block=max(8, patch // 2), rng=rng)
         volumes.append(_Volume(image, sparse, PatchSampler(sparse, patch), norm, shape, resampled))
     first = volumes[0]
-    image, sparse, norm, intensity = first.image, first.sparse, first.norm, first.norm
+    image, sparse, norm, intensity = first.image, first.sparse, first.norm, model_levels
     if len(noises) == len(volumes):
         intensity = replace(intensity, voxel_noise=round(min(noises), 4))
     original_shape, resampled = first.original_shape, first.resampled
@@ -498,6 +518,7 @@ def _train_steps(
         "device": device,
         "lr": lr,
         "intensity": intensity.to_dict(),
+        **({"restorations": restorations} if restorations else {}),
         **({"intensity_note": intensity_note} if intensity_note else {}),
         **({"start_check": start_check} if start_check else {}),
         "trained_on_voxel_size_nm": None if voxel_size_nm is None
