@@ -79,6 +79,8 @@ def test_restoring_needs_calibrated_grey_levels():
         TrainConfig(intensity="percentiles", restore_wedge=True)
     with pytest.raises(InputError, match="tilt range"):
         TrainConfig(tilt_range_deg=0.0)
+    with pytest.raises(InputError, match="tilt range"):
+        PredictConfig(tilt_range_deg=95.0)
 
 
 def test_a_model_that_restores_keeps_it_from_training_to_prediction(tmp_path):

@@ -78,6 +78,8 @@ class PredictConfig:
         if not self.phase_sigma_nm >= 0:
             raise InputError(
                 f"the phase pooling sigma must be 0 nm or more, not {self.phase_sigma_nm}")
+        if self.tilt_range_deg is not None and not 0 < self.tilt_range_deg <= 90:
+            raise InputError(f"the tilt range must be within 0-90 degrees, not {self.tilt_range_deg}")
         if self.tile is not None and self.tile < 8:
             raise InputError(f"a tile of {self.tile} voxels is too small; use 32 or more")
 
