@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..settings import setting
+from ..tomo.geometry import tilt_series_angles
+from ..tomo.restoration import RestorationSettings
 from .calibration import (
     LIH_TO_LI_CONTRAST,
     Calibration,
@@ -44,8 +46,7 @@ class WedgeSettings:
     tilt_range_deg: float = setting(60.0, "highest tilt angle of the series (±, degrees)",
                                     minimum=1.0, maximum=90.0)
     tilt_step_deg: float = setting(1.0, "tilt step (degrees)", minimum=0.1, maximum=10.0)
-    working_nm: float = setting(8.0, "voxel size (nm) the restoration works at",
-                                minimum=1.0, maximum=64.0)
+    working_nm: float = RestorationSettings().working_nm
     #: Dendrites further from the tilt axis than this (``axis_angle_deg``) are not restored:
     #: half of the 45-degree cell of the transfer benchmark (chosen a priori). A field whose
     #: footprint has no direction is restored.
@@ -53,8 +54,7 @@ class WedgeSettings:
 
     @property
     def angles_deg(self) -> np.ndarray:
-        n = math.floor(2 * self.tilt_range_deg / self.tilt_step_deg + 1e-9)
-        return -self.tilt_range_deg + self.tilt_step_deg * np.arange(n + 1)
+        return tilt_series_angles(self.tilt_range_deg, self.tilt_step_deg)
 
     def to_dict(self) -> dict:
         return {"tilt_range_deg": self.tilt_range_deg, "tilt_step_deg": self.tilt_step_deg,
@@ -120,7 +120,7 @@ def restore_levels(image: np.ndarray, voxel_size_nm, calibration: Calibration,
                    settings: WedgeSettings) -> tuple[RestoredLevels, Calibration, WedgeRecord]:
     """``image`` restored and re-anchored (a lazy view, vacuum 0, Li 1), the fixed calibration
     the network applies to it, and what was done."""
-    from ..tomo.restoration import RestorationSettings, restore_missing_wedge
+    from ..tomo.restoration import restore_missing_wedge
 
     h = np.broadcast_to(np.asarray(voxel_size_nm, float), (3,))
     calibrated = RestoredLevels(image, calibration)

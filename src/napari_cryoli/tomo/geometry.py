@@ -17,6 +17,7 @@ thickness IMOD centres its output half a voxel lower (``n // 2 + 0.5``, 1-based)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,13 @@ def detector_centre(n: int) -> float:
 def volume_centre(n: int) -> float:
     """Centre of the reconstruction's x or z axis (0-based)."""
     return (n - 1) / 2
+
+
+def tilt_series_angles(range_deg: float, step_deg: float) -> np.ndarray:
+    """The angles (degrees) of a series from -``range_deg`` to +``range_deg`` in ``step_deg``
+    steps (the last step may stop short of +``range_deg``)."""
+    n = math.floor(2 * range_deg / step_deg + 1e-9)
+    return -range_deg + step_deg * np.arange(n + 1)
 
 
 def as_angles(angles_deg: Sequence[float] | np.ndarray, n_views: int | None = None) -> np.ndarray:

@@ -383,8 +383,9 @@ class PhantomSpec:
 
     @property
     def angles_deg(self) -> np.ndarray:
-        n = math.floor(2 * self.tilt_range_deg / self.tilt_step_deg + 1e-9)
-        return -self.tilt_range_deg + self.tilt_step_deg * np.arange(n + 1)
+        from .geometry import tilt_series_angles
+
+        return tilt_series_angles(self.tilt_range_deg, self.tilt_step_deg)
 
 
 @dataclass(frozen=True, eq=False)
