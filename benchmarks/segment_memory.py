@@ -19,7 +19,8 @@ Cases: the shipped pre-trained model (percentile grey levels, no working voxel s
 calibrated on vacuum and Li with 2 nm working voxels (a few steps of ``napari-cryoli train
 --intensity calibrated`` from the pre-trained one) on the tomogram declared at 2 nm, at 1 nm
 (binned to the working grid) and at 2.5 nm (interpolated up to it); and a model trained on a
-noisier copy of the phantom, which predicts the tomogram with noise matching (``segment.noise``).
+noisier copy of the phantom, which predicts the tomogram with noise matching (``segment.noise``);
+and a model that restores the missing wedge (``train --restore-wedge``).
 
     flock /tmp/cryoli-bench.lock python -m benchmarks.segment_memory --command
 """
@@ -105,6 +106,7 @@ CASES = {
     "c": ("calibrated, tomogram at 1 nm (binned)", "calibrated", 1.0),
     "d": ("calibrated, tomogram at 2.5 nm (upsampled)", "calibrated", 2.5),
     "e": ("calibrated on a noisier copy, tomogram at 2 nm (noise matched)", "noisier", 2.0),
+    "f": ("calibrated, missing wedge restored, tomogram at 2 nm", "restored", 2.0),
 }
 
 
@@ -127,11 +129,12 @@ def mirrored(volume: np.ndarray, reps: int = 2) -> np.ndarray:
 
 
 def calibrated_model(work: Path, tomogram: np.ndarray, labels: np.ndarray, cli: list[str],
-                     name: str = "calibrated", noisier: bool = False) -> Path:
+                     name: str = "calibrated", noisier: bool = False,
+                     options: tuple[str, ...] = ()) -> Path:
     """A model with calibrated grey levels and 2 nm working voxels: a few training steps from the
     pre-trained one on the phantom, with every 16th section of its labels as strokes. ``noisier``
     trains on the phantom with white noise of 1.5 times its own voxel noise added, so that the
-    phantom itself is predicted with noise matching."""
+    phantom itself is predicted with noise matching; ``options`` go to ``train``."""
     from napari_cryoli.io import write_mrc
     from napari_cryoli.segment.noise import voxel_noise
 
@@ -148,7 +151,7 @@ def calibrated_model(work: Path, tomogram: np.ndarray, labels: np.ndarray, cli: 
     write_mrc(work / "strokes.mrc", strokes, voxel_size_nm=(2.0, 2.0, 2.0), labels=True)
     subprocess.run([*cli, "train", str(work / "train.mrc"), str(work / "strokes.mrc"),
                     "--out", str(model), "--intensity", "calibrated", "--max-steps", "3",
-                    "--minutes", "5"], check=True, capture_output=True, text=True)
+                    "--minutes", "5", *options], check=True, capture_output=True, text=True)
     return model
 
 
@@ -216,10 +219,12 @@ def prepare(work: Path, cases: list[str]) -> None:
 
     piece, labels = phantom()
     tomogram = mirrored(piece)
-    if set(cases) - {"a", "e"}:
+    if set(cases) - {"a", "e", "f"}:
         calibrated_model(work, piece, labels, _cli())
     if "e" in cases:
         calibrated_model(work, piece, labels, _cli(), "noisier", noisier=True)
+    if "f" in cases:
+        calibrated_model(work, piece, labels, _cli(), "restored", options=("--restore-wedge",))
     for voxel in sorted({CASES[c][2] for c in cases}):
         write_mrc(work / f"tomogram_{voxel:g}nm.mrc", tomogram, voxel_size_nm=(voxel,) * 3)
 
@@ -235,7 +240,7 @@ def command_cases(work: Path, cases: list[str], tile: int | None, stub: bool = F
     subprocess.run([sys.executable, "-m", "benchmarks.segment_memory", "--prepare", str(work),
                     "--cases", *cases], check=True)
     models = {"pretrained": PRETRAINED, "calibrated": work / "calibrated.pt",
-              "noisier": work / "noisier.pt"}
+              "noisier": work / "noisier.pt", "restored": work / "restored.pt"}
     for case in cases:
         name, which, voxel = CASES[case]
         path = work / f"tomogram_{voxel:g}nm.mrc"

@@ -141,9 +141,12 @@ class Calibration:
         out *= np.float32(LI_VALUE)
         return out
 
-    def in_li_units(self, values: np.ndarray) -> np.ndarray:
+    def in_li_units(self, values: np.ndarray, dtype=np.float64) -> np.ndarray:
         """Grey levels on the physical scale: vacuum 0, Li 1."""
-        return (np.asarray(values, np.float64) - self.vacuum) / (self.li - self.vacuum)
+        out = np.array(values, dtype)
+        out -= dtype(self.vacuum)
+        out *= dtype(1.0 / (self.li - self.vacuum))
+        return out
 
     def for_image(
         self, image: np.ndarray, voxel_size_nm: float | tuple[float, ...] = 2.0

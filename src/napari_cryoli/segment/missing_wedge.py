@@ -90,6 +90,9 @@ class RestoredLevels(SectionsOnDemand):
     """``image`` in Li units of ``calibration``, restored by ``restoration`` where given, over
     ``li_level``: vacuum 0, Li 1 (float32), computed a few sections at a time."""
 
+    #: Sections computed at once (bounds the temporaries to a few sections).
+    CHUNK = 4
+
     def __init__(self, image: np.ndarray, calibration: Calibration, restoration=None,
                  li_level: float = 1.0) -> None:
         self.image, self.calibration = image, calibration
@@ -99,10 +102,14 @@ class RestoredLevels(SectionsOnDemand):
     def sections(self, z0: int, z1: int) -> np.ndarray:
         from .prediction import release_pages
 
-        out = self.calibration.in_li_units(self.image[z0:z1]).astype(np.float32)
-        release_pages(self.image, z0, z1)
-        if self.restoration is not None:
-            out = self.restoration.sections(out, z0)
+        out = np.empty((max(0, z1 - z0), *self.shape[1:]), np.float32)
+        for c0 in range(z0, z1, self.CHUNK):
+            c1 = min(z1, c0 + self.CHUNK)
+            part = self.calibration.in_li_units(self.image[c0:c1], np.float32)
+            release_pages(self.image, c0, c1)
+            if self.restoration is not None:
+                part = self.restoration.sections(part, c0)
+            out[c0 - z0 : c1 - z0] = part
         out /= np.float32(self.li_level)
         return out
 

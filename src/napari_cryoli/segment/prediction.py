@@ -208,7 +208,8 @@ def _predict_tiles(
     # A grid of unknown voxel size is taken as 2 nm, the sample's and pre-training's.
     sigma = config.phase_sigma_nm / float(np.mean(grid_voxel or 2.0))
 
-    files = _OutputFiles(out, (f"napari-cryoli intensity {_calibration_label(calibration)}",))
+    applied = calibration if restored is not None else norm  # the tomogram's own levels
+    files = _OutputFiles(out, (f"napari-cryoli intensity {_calibration_label(applied)}",))
     try:
         labels = files.array(out.labels, image.shape, np.uint8, labels=True)
         prob_paths = out.probability_paths(names) if out.probabilities else [None] * len(names)
